@@ -1,0 +1,42 @@
+# One command surface. `make demo` and `make test` set themselves up on a fresh clone.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= stripe-payments
+REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup test lint unit demo invoke build deploy validate clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt layers/payments/requirements.txt
+	@python313=$$(scripts/find-python3.13) && \
+	  { [ -x $(PY) ] && $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || $$python313 -m venv --clear $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/sam validate --lint --template template.yaml
+
+test: lint
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) -m local_runtime.demo
+
+invoke: setup
+	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
+	$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
+
+build: setup
+	PATH="$$(dirname $$(scripts/find-python3.13)):$$PATH" $(VENV)/bin/sam build
+
+deploy: build
+	$(VENV)/bin/sam deploy --guided
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache .local

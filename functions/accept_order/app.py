@@ -1,0 +1,17 @@
+"""AcceptOrder: validate the start input and record the order as received."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments import steps
+from payments.adapters import order_records
+from payments.observability import logger, metrics, now, tracer
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_id=event.get("executionId"))
+    return steps.accept_order(event.get("order"), event["executionId"], order_records(), now())

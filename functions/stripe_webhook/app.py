@@ -1,0 +1,69 @@
+"""POST /webhooks/stripe: verify Stripe's signature, record the event, resume the waiting execution.
+
+4xx for what Stripe should not send again; 503 only for our own transient failures.
+"""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from payments.adapters import payment_records, task_tokens
+from payments.config import settings
+from payments.credentials import stripe_credentials
+from payments.errors import AwsUnavailable
+from payments.observability import logger, metrics, now, tracer
+from payments.webhook_requests import WebhookRejected, verify_stripe_request
+from payments.webhooks import WebhookResult, handle_payment_event
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = APIGatewayProxyEventV2(event)
+    config = settings()
+    try:
+        body = request.decoded_body or ""
+        stripe_event = verify_stripe_request(
+            method=request.request_context.http.method,
+            headers={key.lower(): value for key, value in (request.headers or {}).items()},
+            body=body if isinstance(body, bytes) else body.encode("utf-8"),
+            signing_secrets=stripe_credentials().webhook_signing_secrets,
+            tolerance_seconds=config.webhook_tolerance_seconds,
+            max_body_bytes=config.max_webhook_body_bytes,
+            now=int(now().timestamp()),
+        )
+    except WebhookRejected as rejected:
+        logger.warning("Webhook rejected", extra={"status": rejected.status, "reason": rejected.reason})
+        metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
+        return _response(rejected.status, {"error": rejected.reason})
+    except ValueError:  # a base64 body that does not decode
+        metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
+        return _response(400, {"error": "body is not valid base64"})
+
+    payment_intent = (stripe_event.get("data") or {}).get("object") or {}
+    logger.append_keys(
+        stripe_event_id=stripe_event.get("id"),
+        payment_intent_id=payment_intent.get("id") if isinstance(payment_intent, dict) else None,
+    )
+    try:
+        result = handle_payment_event(
+            stripe_event, app_id=config.app_id, payments=payment_records(), task_tokens=task_tokens(), now=now()
+        )
+    except AwsUnavailable:
+        logger.exception("Transient failure; Stripe will retry")
+        metrics.add_metric(name="WebhooksTransientFailures", unit=MetricUnit.Count, value=1)
+        return _response(503, {"error": "temporarily unavailable"})
+    logger.info("Webhook handled", extra={"event_type": stripe_event.get("type"), "result": result.value})
+    metrics.add_metric(name="Webhook" + result.value.title().replace("_", ""), unit=MetricUnit.Count, value=1)
+    if result is WebhookResult.MALFORMED:
+        return _response(400, {"error": "event has no readable PaymentIntent"})
+    return _response(200, {"received": True, "result": result.value})

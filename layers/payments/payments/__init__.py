@@ -1,0 +1,1 @@
+"""Domain code shared by the payment workflow's functions (packaged as PaymentsLayer)."""

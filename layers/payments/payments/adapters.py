@@ -1,0 +1,49 @@
+"""Adapters built once per cold start from the settings (and, for Stripe, the cached secret)."""
+
+from functools import cache
+
+import boto3
+
+from payments.config import settings
+from payments.credentials import stripe_credentials
+from payments.notifications import Mailer
+from payments.records import OrderRecords, PaymentRecords
+from payments.stripe_gateway import StripeGateway
+from payments.task_tokens import TaskTokens
+
+
+@cache
+def _dynamodb():  # type: ignore[no-untyped-def]
+    return boto3.resource("dynamodb")
+
+
+@cache
+def payment_records() -> PaymentRecords:
+    return PaymentRecords(_dynamodb().Table(settings().payments_table))
+
+
+@cache
+def order_records() -> OrderRecords:
+    return OrderRecords(_dynamodb().Table(settings().orders_table), _dynamodb().Table(settings().inventory_table))
+
+
+@cache
+def task_tokens() -> TaskTokens:
+    return TaskTokens(boto3.client("stepfunctions"))
+
+
+@cache
+def mailer() -> Mailer | None:
+    sender = settings().receipt_sender
+    return Mailer(boto3.client("sesv2"), sender) if sender else None
+
+
+def stripe_gateway() -> StripeGateway:
+    # The secret is cached by Powertools; a rotated API key gets a new client.
+    return _stripe_gateway(stripe_credentials().api_key)
+
+
+@cache
+def _stripe_gateway(api_key: str) -> StripeGateway:
+    config = settings()
+    return StripeGateway.connect(api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id)

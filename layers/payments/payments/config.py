@@ -1,0 +1,45 @@
+"""The one place that reads configuration: environment variables, once per cold start."""
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    payments_table: str
+    orders_table: str
+    inventory_table: str
+    stripe_secret_arn: str
+    stripe_api_base: str  # empty in production; a local Stripe in development
+    app_id: str  # tags the PaymentIntents this deployment creates
+    receipt_sender: str
+    payment_timeout_seconds: int
+    webhook_tolerance_seconds: int
+    max_webhook_body_bytes: int
+    stripe_network_retries: int
+    secret_max_age_seconds: int
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw else default
+
+
+@cache
+def settings() -> Settings:
+    env = os.environ.get
+    return Settings(
+        payments_table=env("PAYMENTS_TABLE", ""),
+        orders_table=env("ORDERS_TABLE", ""),
+        inventory_table=env("INVENTORY_TABLE", ""),
+        stripe_secret_arn=env("STRIPE_SECRET_ARN", ""),
+        stripe_api_base=env("STRIPE_API_BASE", ""),
+        app_id=env("APP_ID", "stripe-payments"),
+        receipt_sender=env("RECEIPT_SENDER", ""),
+        payment_timeout_seconds=_int("PAYMENT_TIMEOUT_SECONDS", 86400),
+        webhook_tolerance_seconds=_int("WEBHOOK_TOLERANCE_SECONDS", 300),
+        max_webhook_body_bytes=_int("MAX_WEBHOOK_BODY_BYTES", 65536),
+        stripe_network_retries=_int("STRIPE_NETWORK_RETRIES", 2),
+        secret_max_age_seconds=_int("SECRET_MAX_AGE_SECONDS", 300),
+    )

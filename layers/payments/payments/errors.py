@@ -1,0 +1,38 @@
+"""Typed domain errors. Their class names are the error names the state machine's Retry and Catch match."""
+
+
+class PaymentError(Exception):
+    """Base class: the message says what happened in payment terms."""
+
+
+class InvalidOrder(PaymentError):
+    """The start input is not a payable order. Not retryable."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class StripeUnavailable(PaymentError):
+    """Stripe could not be reached or answered 429/5xx. Transient: the state machine retries."""
+
+
+class PaymentRequestRejected(PaymentError):
+    """Stripe refused the request itself (not a card decline). Not retryable."""
+
+
+class AwsUnavailable(PaymentError):
+    """An AWS call was throttled or failed on the service side. Transient."""
+
+
+class OutOfStock(PaymentError):
+    """A line item cannot be reserved. The payment is refunded."""
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"not enough stock for SKU {sku}")
+        self.sku = sku
+
+
+class OrderNotFound(PaymentError):
+    """The orders table has no record for this order id."""

@@ -1,0 +1,278 @@
+"""DynamoDB adapters: payments (key PaymentIntent ID), orders (key order id), inventory (key SKU).
+
+Conditional writes carry the invariants: an older Stripe event never overwrites a newer
+state, a final outcome is written once, and stock is decremented once per order.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payments.aws_errors import error_code, is_transient
+from payments.errors import AwsUnavailable, OrderNotFound, OutOfStock
+from payments.orders import Order
+
+_deserialize = TypeDeserializer().deserialize
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the workflow speaks JSON."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _transient(error: Exception) -> bool:
+    return not isinstance(error, ClientError) or is_transient(error)
+
+
+def _old_item(error: ClientError) -> dict[str, Any] | None:
+    raw = error.response.get("Item")
+    if not raw:
+        return None
+    return _plain({k: _deserialize(v) for k, v in raw.items()})
+
+
+def _history_entry(status: str, now: datetime, **details: Any) -> dict[str, Any]:
+    entry = {"status": status, "at": now.isoformat()}
+    entry.update({k: v for k, v in details.items() if v is not None})
+    return entry
+
+
+class PaymentRecords:
+    """One item per PaymentIntent: its task token, order, attempt, status and last Stripe event."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def record_payment_intent(
+        self, payment_intent_id: str, order_id: str, attempt: int, execution_id: str, status: str, now: datetime
+    ) -> None:
+        # if_not_exists: a webhook may have arrived first and recorded a newer status.
+        self._update(
+            Key={"paymentIntentId": payment_intent_id},
+            UpdateExpression=(
+                "SET orderId = :order, attempt = :attempt, executionId = :execution, "
+                "#status = if_not_exists(#status, :status), createdAt = if_not_exists(createdAt, :now), "
+                "updatedAt = :now"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":order": order_id, ":attempt": attempt, ":execution": execution_id,
+                ":status": status, ":now": now.isoformat(),
+            },
+        )  # fmt: skip
+
+    def store_task_token(
+        self, payment_intent_id: str, task_token: str, expires_at: int, now: datetime
+    ) -> dict[str, Any]:
+        """Store the token and return the whole item, so the caller sees an outcome that came first."""
+        response = self._update(
+            Key={"paymentIntentId": payment_intent_id},
+            UpdateExpression="SET taskToken = :token, tokenStoredAt = :now, expiresAt = :expires, updatedAt = :now",
+            ExpressionAttributeValues={":token": task_token, ":now": now.isoformat(), ":expires": expires_at},
+            ReturnValues="ALL_NEW",
+        )
+        return _plain(response["Attributes"])
+
+    def record_event(
+        self,
+        payment_intent_id: str,
+        *,
+        event_id: str,
+        created: int,
+        status: str,
+        rank: int,
+        outcome: dict[str, Any] | None,
+        terminal: bool,
+        order_id: str,
+        attempt: int,
+        now: datetime,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Apply a Stripe event unless a terminal outcome or a newer event is recorded already.
+
+        Events are ordered by Stripe's `created` (seconds), then by rank within the same second
+        (processing < payment_failed < succeeded). Returns (applied, item): the item after the
+        write, or as it stood when the write was refused.
+        """
+        values: dict[str, Any] = {
+            ":status": status, ":event": event_id, ":created": created, ":rank": rank,
+            ":now": now.isoformat(), ":order": order_id, ":attempt": attempt,
+        }  # fmt: skip
+        update = (
+            "SET #status = :status, lastEventId = :event, lastEventCreated = :created, lastEventRank = :rank, "
+            "updatedAt = :now, orderId = if_not_exists(orderId, :order), attempt = if_not_exists(attempt, :attempt)"
+        )
+        if outcome is not None:
+            update += ", outcome = :outcome, outcomeEventId = :event"
+            values[":outcome"] = outcome
+        if terminal:
+            update += ", terminalEventId = :event"
+        condition = (
+            "attribute_not_exists(terminalEventId) AND (attribute_not_exists(lastEventCreated)"
+            " OR lastEventCreated < :created OR (lastEventCreated = :created AND lastEventRank <= :rank))"
+        )
+        try:
+            response = self._table.update_item(
+                Key={"paymentIntentId": payment_intent_id},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False, _old_item(error)
+            raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+        return True, _plain(response["Attributes"])
+
+    def record_status(self, payment_intent_id: str, status: str, now: datetime) -> None:
+        """Record Stripe's own word on the PaymentIntent; a payment still processing has no outcome yet."""
+        clear = " REMOVE outcome, outcomeEventId" if status == "processing" else ""
+        self._update(
+            Key={"paymentIntentId": payment_intent_id},
+            UpdateExpression="SET #status = :status, updatedAt = :now" + clear,
+            ConditionExpression="attribute_exists(paymentIntentId)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": status, ":now": now.isoformat()},
+        )
+
+    def get(self, payment_intent_id: str) -> dict[str, Any] | None:
+        try:
+            item = self._table.get_item(Key={"paymentIntentId": payment_intent_id}, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise self._unavailable(error) from error
+        return _plain(item) if item else None
+
+    def _update(self, **request: Any) -> dict[str, Any]:
+        try:
+            return self._table.update_item(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise self._unavailable(error) from error
+
+    @staticmethod
+    def _unavailable(error: Exception) -> Exception:
+        return AwsUnavailable(f"payments table: {error}") if _transient(error) else error
+
+
+class OrderRecords:
+    """One item per order with its status history; fulfilment decrements stock in the same transaction."""
+
+    def __init__(self, table: Any, inventory_table: Any) -> None:
+        self._table = table
+        self._inventory = inventory_table
+
+    def record_received(self, order: Order, execution_id: str, now: datetime) -> None:
+        try:
+            self._table.put_item(
+                Item={
+                    **order.to_dict(),
+                    "status": "received",
+                    "executionId": execution_id,
+                    "createdAt": now.isoformat(),
+                    "updatedAt": now.isoformat(),
+                    "history": [_history_entry("received", now)],
+                },
+                ConditionExpression="attribute_not_exists(orderId)",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":  # a retried step: already recorded
+                raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+
+    def append_status(self, order_id: str, status: str, now: datetime, **details: Any) -> None:
+        try:
+            entry = _history_entry(status, now, **details)
+            self._table.update_item(**self._status_update(order_id, status, now, [entry]))
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise OrderNotFound(order_id) from error
+            raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+
+    def fulfil(self, order: Order, payment_intent_id: str, now: datetime) -> bool:
+        """Reserve every line item and mark the order fulfilled, all or nothing, once.
+
+        Returns False when an earlier run already fulfilled it. Raises OutOfStock naming the SKU.
+        """
+        order_update = self._status_update(
+            order.order_id,
+            "fulfilled",
+            now,
+            [_history_entry("paid", now, paymentIntentId=payment_intent_id), _history_entry("fulfilled", now)],
+            condition="attribute_exists(orderId) AND attribute_not_exists(fulfilledAt)",
+        )
+        order_update["UpdateExpression"] += ", fulfilledAt = :now, paymentIntentId = :pi"
+        order_update["ExpressionAttributeValues"][":pi"] = payment_intent_id
+        order_update["TableName"] = self._table.name
+        stock_updates = [
+            {
+                "Update": {
+                    "TableName": self._inventory.name,
+                    "Key": {"sku": item.sku},
+                    "UpdateExpression": "SET available = available - :quantity",
+                    "ConditionExpression": "available >= :quantity",
+                    "ExpressionAttributeValues": {":quantity": item.quantity},
+                }
+            }
+            for item in order.items
+        ]
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=[{"Update": order_update}, *stock_updates])
+        except ClientError as error:
+            if error_code(error) != "TransactionCanceledException":
+                raise self._unavailable(error) from error
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                if self.get(order.order_id) is None:
+                    raise OrderNotFound(order.order_id) from error
+                return False
+            for item, reason in zip(order.items, reasons[1:], strict=False):
+                if reason == "ConditionalCheckFailed":
+                    raise OutOfStock(item.sku) from error
+            raise AwsUnavailable(f"fulfilment transaction cancelled: {reasons}") from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+        return True
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        try:
+            item = self._table.get_item(Key={"orderId": order_id}, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise self._unavailable(error) from error
+        return _plain(item) if item else None
+
+    @staticmethod
+    def _status_update(
+        order_id: str, status: str, now: datetime, entries: list[dict[str, Any]],
+        condition: str = "attribute_exists(orderId)",
+    ) -> dict[str, Any]:  # fmt: skip
+        return {
+            "Key": {"orderId": order_id},
+            "UpdateExpression": (
+                "SET #status = :status, updatedAt = :now, "
+                "history = list_append(if_not_exists(history, :empty), :entries)"
+            ),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":status": status, ":now": now.isoformat(), ":entries": entries, ":empty": [],
+            },  # fmt: skip
+        }
+
+    @staticmethod
+    def _unavailable(error: Exception) -> Exception:
+        return AwsUnavailable(f"orders: {error}") if _transient(error) else error

@@ -1,0 +1,100 @@
+"""One domain function per state of the payment workflow. None of them knows about Lambda."""
+
+import json
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+from payments.errors import PaymentRequestRejected
+from payments.notifications import Mailer, compose
+from payments.orders import Order, parse_order
+from payments.records import OrderRecords, PaymentRecords
+from payments.stripe_gateway import CANCELABLE, PaymentIntentView, StripeGateway
+from payments.task_tokens import TaskTokens
+
+# Once an outcome is stored, the token writer resumes the execution itself: a webhook that
+# came before the token was stored is not lost.
+TOKEN_TTL_MARGIN_SECONDS = 86400
+
+
+def accept_order(raw: Any, execution_id: str, orders: OrderRecords, now: datetime) -> dict[str, Any]:
+    order = parse_order(raw)
+    orders.record_received(order, execution_id, now)
+    return order.to_dict()
+
+
+def request_payment(
+    order: Order, attempt: int, execution_id: str, *,
+    stripe: StripeGateway, payments: PaymentRecords, orders: OrderRecords, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    payment_intent = stripe.create_payment_intent(order, attempt, execution_id)
+    payments.record_payment_intent(payment_intent.id, order.order_id, attempt, execution_id, payment_intent.status, now)
+    orders.append_status(order.order_id, "payment_requested", now, attempt=attempt, paymentIntentId=payment_intent.id)
+    return {"paymentIntentId": payment_intent.id, "status": payment_intent.status}
+
+
+def register_task_token(
+    payment_intent_id: str, task_token: str, *,
+    payments: PaymentRecords, task_tokens: TaskTokens, timeout_seconds: int, now: datetime,
+) -> str:  # fmt: skip
+    expires_at = int(now.timestamp()) + timeout_seconds + TOKEN_TTL_MARGIN_SECONDS
+    item = payments.store_task_token(payment_intent_id, task_token, expires_at, now)
+    outcome = item.get("outcome")
+    if not outcome:
+        return "waiting"
+    return "resumed" if task_tokens.resume(task_token, outcome) else "token_spent"
+
+
+def failure_reason(payment_intent: PaymentIntentView) -> str:
+    if payment_intent.failure_code is None:
+        return f"PaymentIntent {payment_intent.status}"
+    code = payment_intent.decline_code or payment_intent.failure_code
+    message = f": {payment_intent.failure_message}" if payment_intent.failure_message else ""
+    return f"{code}{message}"
+
+
+def settle_payment_intent(
+    payment_intent_id: str, why: str, *, stripe: StripeGateway, payments: PaymentRecords, now: datetime
+) -> dict[str, Any]:
+    """Take Stripe's word for the PaymentIntent's status and cancel it unless it is paid or paying.
+
+    After this a failed or timed-out attempt can never be charged later.
+    """
+    payment_intent = stripe.retrieve(payment_intent_id)
+    reason = failure_reason(payment_intent)
+    if payment_intent.status in CANCELABLE:
+        # If it moved on (paid or processing) between our two calls, the retrieve below says how.
+        with suppress(PaymentRequestRejected):
+            stripe.cancel(payment_intent_id, "abandoned")
+        payment_intent = stripe.retrieve(payment_intent_id)
+    if why == "timeout" and payment_intent.status == "canceled":
+        reason = f"no payment outcome within the timeout ({reason})"
+    payments.record_status(payment_intent_id, payment_intent.status, now)
+    return {"status": payment_intent.status, "reason": reason}
+
+
+def fulfil_order(order: Order, payment_intent_id: str, *, orders: OrderRecords, now: datetime) -> dict[str, Any]:
+    return {"fulfilled": orders.fulfil(order, payment_intent_id, now)}
+
+
+def refund_payment(
+    order: Order, payment_intent_id: str, error: dict[str, Any], *,
+    stripe: StripeGateway, orders: OrderRecords, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Refund a paid order that could not be fulfilled. `error` is the state machine's caught error."""
+    name = str(error.get("Error", "FulfilmentFailed"))
+    try:
+        message = json.loads(error.get("Cause") or "{}").get("errorMessage") or name
+    except (ValueError, AttributeError):
+        message = name
+    if name != "OutOfStock":
+        name, message = "FulfilmentFailed", f"fulfilment failed: {message}"
+    refund_id = stripe.refund(payment_intent_id, reason=name)
+    orders.append_status(order.order_id, "refunded", now, reason=message, refundId=refund_id)
+    return {"refundId": refund_id, "error": name, "reason": message}
+
+
+def notify_customer(kind: str, order: Order, details: dict[str, Any], *, mailer: Mailer | None) -> dict[str, Any]:
+    if mailer is None or not order.customer_email:
+        return {"sent": False}
+    return {"sent": True, "messageId": mailer.send(order.customer_email, compose(kind, order, details))}

@@ -1,0 +1,109 @@
+"""What a verified Stripe event means for the payment workflow.
+
+The webhook answers 200 for everything Stripe should not send again (duplicates, events for
+PaymentIntents this deployment did not create, spent task tokens) and raises AwsUnavailable
+only for our own transient failures, which the handler turns into a 5xx so that Stripe retries.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from payments.records import PaymentRecords
+from payments.task_tokens import TaskTokens
+
+# Decline codes worth a new attempt (the customer can fix them, or the bank may say yes later).
+RETRYABLE_FAILURES = frozenset({
+    "insufficient_funds", "processing_error", "try_again_later", "issuer_not_available",
+    "approve_with_id", "reenter_transaction", "payment_intent_authentication_failure",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EventKind:
+    status: str
+    rank: int  # orders events of one PaymentIntent created in the same second
+    resumes: bool  # carries an outcome that resumes the waiting execution
+    terminal: bool  # Stripe allows nothing after it
+
+
+EVENT_KINDS = {
+    "payment_intent.requires_action": EventKind("requires_action", 1, resumes=False, terminal=False),
+    "payment_intent.processing": EventKind("processing", 1, resumes=False, terminal=False),
+    "payment_intent.payment_failed": EventKind("payment_failed", 2, resumes=True, terminal=False),
+    "payment_intent.succeeded": EventKind("succeeded", 3, resumes=True, terminal=True),
+    "payment_intent.canceled": EventKind("canceled", 3, resumes=True, terminal=True),
+}
+
+
+class WebhookResult(StrEnum):
+    RESUMED = "resumed"  # the waiting execution has the outcome
+    RECORDED = "recorded"  # stored; the token writer resumes when it arrives, or nothing waits
+    PROGRESS = "progress"  # processing / requires_action: recorded, not final
+    DUPLICATE = "duplicate"  # an event we applied already, or one older than what we know
+    TOKEN_SPENT = "token_spent"  # the task was resumed before or timed out
+    IGNORED_TYPE = "ignored_type"
+    NOT_OURS = "not_ours"  # a PaymentIntent this deployment did not create
+    MALFORMED = "malformed"  # signed by Stripe but not an event we can read
+
+
+def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> dict[str, Any]:
+    """The task output the execution resumes with."""
+    error = payment_intent.get("last_payment_error") or {}
+    failure_code = error.get("decline_code") or error.get("code")
+    return {
+        "status": status,
+        "paymentIntentId": payment_intent["id"],
+        "eventId": event_id,
+        "failureCode": error.get("code"),
+        "declineCode": error.get("decline_code"),
+        "failureMessage": error.get("message"),
+        "retryable": status == "payment_failed" and failure_code in RETRYABLE_FAILURES,
+    }
+
+
+def handle_payment_event(
+    event: dict[str, Any], *, app_id: str, payments: PaymentRecords, task_tokens: TaskTokens, now: datetime
+) -> WebhookResult:
+    kind = EVENT_KINDS.get(str(event.get("type")))
+    if kind is None:
+        return WebhookResult.IGNORED_TYPE
+    payment_intent = (event.get("data") or {}).get("object")
+    event_id, created = event.get("id"), event.get("created")
+    if (
+        not isinstance(payment_intent, dict)
+        or payment_intent.get("object") != "payment_intent"
+        or not isinstance(payment_intent.get("id"), str)
+        or not isinstance(event_id, str)
+        or not isinstance(created, int)
+    ):
+        return WebhookResult.MALFORMED
+    metadata = payment_intent.get("metadata") or {}
+    if metadata.get("app_id") != app_id or not metadata.get("order_id"):
+        return WebhookResult.NOT_OURS
+
+    outcome = outcome_of(event_id, payment_intent, kind.status) if kind.resumes else None
+    applied, item = payments.record_event(
+        payment_intent["id"],
+        event_id=event_id,
+        created=created,
+        status=kind.status,
+        rank=kind.rank,
+        outcome=outcome,
+        terminal=kind.terminal,
+        order_id=str(metadata["order_id"]),
+        attempt=int(metadata.get("attempt") or 1),
+        now=now,
+    )
+    if not kind.resumes:
+        return WebhookResult.PROGRESS if applied else WebhookResult.DUPLICATE
+    if item is None or item.get("outcomeEventId") != event_id:
+        return WebhookResult.DUPLICATE  # a newer event decided this PaymentIntent
+    token = item.get("taskToken")
+    if not token:
+        return WebhookResult.RECORDED
+    # Also on a duplicate delivery: the first one may have failed after recording.
+    if task_tokens.resume(token, item["outcome"]):
+        return WebhookResult.RESUMED
+    return WebhookResult.TOKEN_SPENT

@@ -1,0 +1,313 @@
+"""The payment stack from template.yaml on one machine: no Docker, no network, no AWS account.
+
+AWS is moto with its Step Functions interpreter running the real ASL; each Lambda invoke runs
+the function's real handler in this process, with the environment the template gives it; the
+HTTP API is a small server on 127.0.0.1 that turns requests into payload-2.0 events.
+"""
+
+import base64
+import logging
+import warnings
+import importlib.util
+import io
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from local_runtime.template import REGION, FunctionSpec, Template
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+# moto logs every caught state failure at ERROR, and Powertools warns of empty metrics: noise here.
+logging.getLogger("moto").setLevel(logging.CRITICAL)
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class Invocation:
+    function: str
+    started: float
+    seconds: float
+    error: str | None
+
+
+class LocalCloud:
+    """Deploy template.yaml onto moto and run it; a context manager."""
+
+    def __init__(
+        self,
+        *,
+        stripe_api_base: str,
+        stripe_api_key: str,
+        webhook_signing_secret: str,
+        parameters: dict[str, str] | None = None,
+        stack_name: str = "payments-local",
+        log_stream: io.TextIOBase | None = None,
+    ) -> None:
+        self.template = Template(stack_name, {"StripeApiBase": stripe_api_base, **(parameters or {})})
+        self._credentials = {"api_key": stripe_api_key, "webhook_signing_secret": webhook_signing_secret}
+        self._log_stream = log_stream
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._specs: dict[str, FunctionSpec] = {}
+        self._env_patch = mock.patch.dict(os.environ, FAKE_AWS_ENV)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
+        self._gateway: ThreadingHTTPServer | None = None
+        self.invocations: list[Invocation] = []
+        self._lock = threading.Lock()
+        self.state_machine_arn = ""
+        self.api_url = ""
+
+    # -- deploy ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalCloud":
+        self._env_patch.start()
+        self._mock.start()
+        self._invoke_patch.start()
+        try:
+            self._deploy()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._gateway:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+        self._invoke_patch.stop()
+        self._mock.stop()
+        self._env_patch.stop()
+
+    def _deploy(self) -> None:
+        template = self.template
+        dynamodb = boto3.client("dynamodb")
+        for logical_id, table in template.of_type("AWS::DynamoDB::Table").items():
+            props = table["Properties"]
+            name = template.physical_name(logical_id)
+            dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props["BillingMode"],
+            )
+            if "TimeToLiveSpecification" in props:
+                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+            template.physical[logical_id] = name
+        for logical_id in template.of_type("AWS::SecretsManager::Secret"):
+            secret = boto3.client("secretsmanager").create_secret(
+                Name=template.physical_name(logical_id), SecretString=json.dumps(self._credentials)
+            )
+            template.physical[logical_id] = secret["ARN"]
+
+        self._specs = template.functions()
+        for spec in self._specs.values():
+            os.environ.update(spec.environment)  # one process hosts every function: the union of their settings
+        sender = os.environ.get("RECEIPT_SENDER")
+        if sender:
+            boto3.client("sesv2").create_email_identity(EmailIdentity=sender)
+        self._reset_function_caches()
+        self._handlers = {spec.name: _load_handler(spec) for spec in self._specs.values()}
+        if self._log_stream is not None:
+            from payments.observability import logger
+
+            logger.registered_handler.setStream(self._log_stream)  # type: ignore[attr-defined]
+
+        (logical_id,) = template.of_type("AWS::Serverless::StateMachine")
+        name, definition = template.state_machine(logical_id)
+        role = f"arn:aws:iam::{template.resolve({'Ref': 'AWS::AccountId'})}:role/{name}-role"
+        self.state_machine_arn = boto3.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=role, type="STANDARD"
+        )["stateMachineArn"]
+        self._start_gateway()
+
+    @staticmethod
+    def _reset_function_caches() -> None:
+        from aws_lambda_powertools.utilities import parameters
+
+        from payments import adapters, config
+
+        config.settings.cache_clear()
+        for cached in (adapters._dynamodb, adapters.payment_records, adapters.order_records, adapters.task_tokens,
+                       adapters.mailer, adapters._stripe_gateway):  # fmt: skip
+            cached.cache_clear()
+        parameters.clear_caches()
+
+    # -- Lambda ---------------------------------------------------------------------------------
+
+    def _dispatch_invoke(
+        self, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
+        event = json.loads(body) if body else {}
+        result, error = self.invoke_function(name, event)
+        if error is not None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(error).encode()
+        return json.dumps(result).encode()
+
+    def invoke_function(self, name: str, event: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Run one function's handler as Lambda would. Returns (result, error payload or None)."""
+        handler = self._handlers.get(name) or self._handlers.get(self.template.physical_name(name))
+        if handler is None:
+            raise KeyError(f"no function {name} in {self.template.path.name}")
+        spec = next(s for s in self._specs.values() if s.name in (name, self.template.physical_name(name)))
+        context = LambdaContext(spec.name, spec.arn, str(uuid.uuid4()))
+        started = time.monotonic()
+        result, error = None, None
+        try:
+            result = handler(event, context)
+        except Exception as failure:  # Lambda reports any exception as a function error
+            error = {
+                "errorType": type(failure).__name__,
+                "errorMessage": str(failure),
+                "requestId": context.aws_request_id,
+                "stackTrace": traceback.format_tb(failure.__traceback__)[-3:],
+            }
+        with self._lock:
+            self.invocations.append(
+                Invocation(spec.logical_id, started, time.monotonic() - started, error and error["errorType"])
+            )
+        return result, error
+
+    # -- HTTP API -------------------------------------------------------------------------------
+
+    def _start_gateway(self) -> None:
+        routes = {route: spec.name for spec in self._specs.values() for route in spec.http_routes}
+        cloud = self
+
+        class Gateway(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                path = self.path.split("?", 1)[0]
+                function = routes.get((self.command, path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if function is None:
+                    return self._reply(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
+                result, error = cloud.invoke_function(function, http_api_event(self.command, self.path, self.headers, body))
+                if error is not None or not isinstance(result, dict):
+                    return self._reply(500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}')
+                payload = result.get("body") or ""
+                data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+                self._reply(int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+
+            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._gateway = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+        self._gateway.daemon_threads = True
+        threading.Thread(target=self._gateway.serve_forever, daemon=True, name="local-http-api").start()
+        self.api_url = f"http://127.0.0.1:{self._gateway.server_address[1]}"
+
+    def url_of(self, path: str) -> str:
+        return self.api_url + path
+
+    # -- what users do with the AWS CLI ---------------------------------------------------------
+
+    def start_payment(self, order: dict[str, Any], name: str | None = None) -> str:
+        return boto3.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=name or str(order["orderId"]), input=json.dumps(order)
+        )["executionArn"]
+
+    def wait_for(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+        client = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = client.describe_execution(executionArn=execution_arn)
+            if execution["status"] in FINAL_STATUSES:
+                return execution
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still {execution['status']} after {timeout}s")
+            time.sleep(0.05)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        client = boto3.client("stepfunctions")
+        return client.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+    def table(self, logical_id: str) -> Any:
+        return boto3.resource("dynamodb").Table(self.template.physical[logical_id])
+
+
+def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-2.0 event, as the webhook function receives it."""
+    path, _, query = raw_path.partition("?")
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {key.lower(): value for key, value in headers.items()},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": headers.get("User-Agent", "")},  # fmt: skip
+            "requestId": str(uuid.uuid4()),
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, function_name = spec.handler.rpartition(".")
+    path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
+    module_spec = importlib.util.spec_from_file_location(f"functions.{spec.code_dir.name}.{module_name}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module: ModuleType = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, function_name)
