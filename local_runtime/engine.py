@@ -92,6 +92,8 @@ class LocalCloud:
         self._lock = threading.Lock()
         self.state_machine_arn = ""
         self.api_url = ""
+        # Called with (logical id, event) before each invoke: lets a scenario stage a race.
+        self.before_invoke: Callable[[str, Any], None] | None = None
 
     # -- deploy ---------------------------------------------------------------------------------
 
@@ -188,6 +190,8 @@ class LocalCloud:
             raise KeyError(f"no function {name} in {self.template.path.name}")
         spec = next(s for s in self._specs.values() if s.name in (name, self.template.physical_name(name)))
         context = LambdaContext(spec.name, spec.arn, str(uuid.uuid4()))
+        if self.before_invoke is not None:
+            self.before_invoke(spec.logical_id, event)
         started = time.monotonic()
         result, error = None, None
         try:

@@ -16,7 +16,7 @@ from payments.task_tokens import TaskTokens
 # Decline codes worth a new attempt (the customer can fix them, or the bank may say yes later).
 RETRYABLE_FAILURES = frozenset({
     "insufficient_funds", "processing_error", "try_again_later", "issuer_not_available",
-    "approve_with_id", "reenter_transaction", "payment_intent_authentication_failure",
+    "approve_with_id", "reenter_transaction",
 })  # fmt: skip
 
 

@@ -1,0 +1,249 @@
+"""Payment scenarios run end to end on the local stack, and the invariants checked after each."""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_runtime.engine import LocalCloud
+from local_runtime.fake_stripe import FakeStripe
+
+# The local stack's parameters: short waits so that every path, the timeout included, runs in seconds.
+LOCAL_PARAMETERS = {
+    "PaymentTimeoutSeconds": "3",
+    "MaxPaymentAttempts": "2",
+    "RetryDelaySeconds": "0",
+    "ReceiptSender": "receipts@shop.example",
+}
+STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    payment_method: str | None
+    expected_state: str  # the state the execution ends in
+    expected_order_status: str
+    description: str
+    items: tuple[tuple[str, int], ...] = (("MUG-BLUE", 2), ("TEA-EARL", 1))
+    delivery: dict[str, Any] = field(default_factory=dict)  # FakeStripe.set_delivery switches
+    drop_webhooks: bool = False
+    three_d_secure: bool | None = None  # how the customer answers the 3-D Secure challenge
+    early_webhook: bool = False  # deliver the outcome before the task token is stored
+
+
+SCENARIOS = (
+    Scenario("succeeded", "pm_card_visa", "PaymentSucceeded", "fulfilled", "card charged, order fulfilled"),
+    Scenario("declined", "pm_card_chargeDeclined", "PaymentFailed", "failed", "generic decline: not retried"),
+    Scenario("insufficient funds", "pm_card_chargeDeclinedInsufficientFunds", "PaymentFailed", "failed",
+             "retryable decline: a second attempt, then failed"),
+    Scenario("3ds success", "pm_card_authenticationRequired", "PaymentSucceeded", "fulfilled",
+             "requires_action, customer passes 3-D Secure", three_d_secure=True),
+    Scenario("3ds failure", "pm_card_authenticationRequired", "PaymentFailed", "failed",
+             "requires_action, customer fails 3-D Secure", three_d_secure=False),
+    Scenario("async success", "pm_success_de", "PaymentSucceeded", "fulfilled", "SEPA debit: processing, then paid"),
+    Scenario("async failure", "pm_failed_de", "PaymentFailed", "failed", "SEPA debit: processing, then failed"),
+    Scenario("timeout with reconcile", "pm_card_visa", "PaymentSucceeded", "fulfilled",
+             "every webhook lost: the timeout asks Stripe, which says paid", drop_webhooks=True),
+    Scenario("timeout unpaid", None, "PaymentTimedOut", "timed_out",
+             "nobody pays: the timeout cancels the PaymentIntent"),
+    Scenario("duplicate webhooks", "pm_card_visa", "PaymentSucceeded", "fulfilled",
+             "every event delivered three times", delivery={"duplicate": 2}),
+    Scenario("early webhook", "pm_card_visa", "PaymentSucceeded", "fulfilled",
+             "the outcome arrives before the task token is stored", early_webhook=True),
+    Scenario("out of stock", "pm_card_visa", "Refunded", "refunded",
+             "paid, but the last one was sold: refunded", items=(("LAST-ONE", 1),)),
+)  # fmt: skip
+
+
+def order_for(scenario: Scenario, order_id: str) -> dict[str, Any]:
+    unit = 1000
+    order: dict[str, Any] = {
+        "orderId": order_id,
+        "amount": unit * sum(quantity for _, quantity in scenario.items),
+        "currency": "eur" if scenario.payment_method and scenario.payment_method.endswith("_de") else "usd",
+        "customer": {"id": "cus_LocalDemo01", "email": "ada@shop.example"},
+        "items": [{"sku": sku, "quantity": quantity, "unitAmount": unit} for sku, quantity in scenario.items],
+    }
+    if scenario.payment_method:
+        order["paymentMethod"] = scenario.payment_method
+    return order
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    order_id: str
+    execution_status: str
+    final_state: str
+    order_status: str
+    seconds: float
+    timeline: list[str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.final_state == self.scenario.expected_state
+            and self.order_status == self.scenario.expected_order_status
+            and not self.problems
+        )
+
+
+def seed_inventory(cloud: LocalCloud, stock: dict[str, int] = STOCK) -> None:
+    inventory = cloud.table("InventoryTable")
+    for sku, available in stock.items():
+        inventory.put_item(Item={"sku": sku, "available": available})
+
+
+def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str | None = None) -> Outcome:
+    order_id = order_id or f"{scenario.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
+    drop: Callable[[dict[str, Any]], bool] | None = None
+    if scenario.drop_webhooks:
+        def drop(event: dict[str, Any]) -> bool:
+            return _order_of(event) == order_id
+    stripe.set_delivery(**scenario.delivery, drop=drop, hold=scenario.early_webhook)
+    if scenario.early_webhook:
+        cloud.before_invoke = _deliver_before_token(stripe, order_id)
+    started_wall = time.time()
+    started = time.monotonic()
+    try:
+        execution_arn = cloud.start_payment(order_for(scenario, order_id))
+        execution = _drive(cloud, stripe, scenario, order_id, execution_arn)
+        stripe.wait_for_deliveries(timeout=10)
+    finally:
+        stripe.set_delivery()
+        cloud.before_invoke = None
+    seconds = time.monotonic() - started
+    history = cloud.history(execution_arn)
+    order = cloud.table("OrdersTable").get_item(Key={"orderId": order_id}).get("Item") or {}
+    return Outcome(
+        scenario=scenario,
+        order_id=order_id,
+        execution_status=execution["status"],
+        final_state=final_state(history),
+        order_status=str(order.get("status", "missing")),
+        seconds=seconds,
+        timeline=timeline(history, stripe, order_id, started_wall),
+        problems=check_invariants(cloud, stripe, order_id),
+    )
+
+
+def _drive(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str, arn: str) -> dict[str, Any]:
+    """Wait for the execution, acting as the customer where the scenario needs one."""
+    answered: set[str] = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if scenario.three_d_secure is not None:
+            for payment_intent in payment_intents_of(stripe, order_id):
+                if payment_intent["status"] == "requires_action" and payment_intent["id"] not in answered:
+                    answered.add(payment_intent["id"])
+                    stripe.complete_3ds(payment_intent["id"], succeed=scenario.three_d_secure)
+        try:
+            return cloud.wait_for(arn, timeout=0.05)
+        except TimeoutError:
+            continue
+    return cloud.wait_for(arn, timeout=0.1)
+
+
+def _deliver_before_token(stripe: FakeStripe, order_id: str) -> Callable[[str, Any], None]:
+    def before_invoke(logical_id: str, event: Any) -> None:
+        if logical_id == "RegisterTaskTokenFunction" and event.get("orderId") == order_id:
+            stripe.release_held()
+            stripe.wait_for_deliveries(timeout=10)
+
+    return before_invoke
+
+
+def _order_of(event: dict[str, Any]) -> str | None:
+    obj = (event.get("data") or {}).get("object") or {}
+    return (obj.get("metadata") or {}).get("order_id")
+
+
+def payment_intents_of(stripe: FakeStripe, order_id: str) -> list[dict[str, Any]]:
+    return [pi for pi in list(stripe.payment_intents.values()) if pi.get("metadata", {}).get("order_id") == order_id]
+
+
+def final_state(history: list[dict[str, Any]]) -> str:
+    for event in reversed(history):
+        if event["type"] in ("FailStateEntered", "SucceedStateEntered"):
+            return str(event["stateEnteredEventDetails"]["name"])
+    return "(none)"
+
+
+def timeline(history: list[dict[str, Any]], stripe: FakeStripe, order_id: str, started: float) -> list[str]:
+    """States entered, Stripe calls and webhooks, in time order, relative to the start."""
+    entries: list[tuple[float, str]] = []
+    for event in history:
+        if event["type"].endswith("StateEntered"):
+            entries.append((event["timestamp"].timestamp(), f"state    {event['stateEnteredEventDetails']['name']}"))
+        elif event["type"] == "ExecutionFailed":
+            details = event["executionFailedEventDetails"]
+            entries.append((event["timestamp"].timestamp(), f"end      FAILED {details.get('error')}: {details.get('cause')}"))
+        elif event["type"] == "ExecutionSucceeded":
+            entries.append((event["timestamp"].timestamp(), "end      SUCCEEDED"))
+    ids = {pi["id"] for pi in payment_intents_of(stripe, order_id)}
+    for request in list(stripe.requests):
+        mine = any(pi_id in request.path for pi_id in ids) or (
+            request.idempotency_key is not None and request.idempotency_key.startswith(f"{order_id}:")
+        )
+        if mine:
+            replay = " (idempotent replay)" if request.replayed else ""
+            entries.append((request.at, f"stripe   {request.method} {request.path} -> {request.status}{replay}"))
+    events = {event["id"]: event for event in list(stripe.events) if _order_of(event) == order_id}
+    for delivery in list(stripe.deliveries):
+        if delivery.event_id in events:
+            answer = delivery.status if delivery.status is not None else delivery.error
+            entries.append((delivery.at, f"webhook  {delivery.type} #{delivery.attempt} -> {answer}"))
+    entries.sort(key=lambda entry: entry[0])
+    return [f"{max(at - started, 0.0):7.3f}s  {text}" for at, text in entries]
+
+
+def check_invariants(cloud: LocalCloud, stripe: FakeStripe, order_id: str) -> list[str]:
+    """What must hold for any order, whatever the path. Returns the broken ones."""
+    problems = []
+    payment_intents = payment_intents_of(stripe, order_id)
+    succeeded = [pi for pi in payment_intents if pi["status"] == "succeeded"]
+    attempts = [pi["metadata"].get("attempt") for pi in payment_intents]
+    if len(attempts) != len(set(attempts)):
+        problems.append(f"more than one PaymentIntent for one attempt: {attempts}")
+    if len(succeeded) > 1:
+        problems.append(f"charged {len(succeeded)} times")
+    order = cloud.table("OrdersTable").get_item(Key={"orderId": order_id}).get("Item") or {}
+    status = order.get("status")
+    refunded = [r for r in stripe.refunds.values() if r.get("payment_intent") in {pi["id"] for pi in succeeded}]
+    if succeeded and status not in ("fulfilled", "refunded"):
+        problems.append(f"paid but the order is {status}")
+    if status == "fulfilled" and not succeeded:
+        problems.append("fulfilled without a succeeded PaymentIntent")
+    if status == "refunded" and not refunded:
+        problems.append("order says refunded but Stripe has no refund")
+    if status == "fulfilled" and refunded:
+        problems.append("fulfilled and refunded")
+    history = [entry["status"] for entry in order.get("history", [])]
+    if history.count("fulfilled") > 1:
+        problems.append("fulfilled twice")
+    return problems
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    rows = [("scenario", "expected", "actual", "order", "seconds", "result")]
+    for outcome in outcomes:
+        rows.append((
+            outcome.scenario.name,
+            outcome.scenario.expected_state,
+            outcome.final_state,
+            outcome.order_status,
+            f"{outcome.seconds:.2f}",
+            "ok" if outcome.ok else "MISMATCH",
+        ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)

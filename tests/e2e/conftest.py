@@ -1,0 +1,37 @@
+"""One local stack (template.yaml on moto + a local Stripe) shared by the end-to-end tests."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from local_runtime.engine import LocalCloud
+from local_runtime.fake_stripe import FakeStripe
+from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
+
+API_KEY = "sk_test_e2e"
+SIGNING_SECRET = "whsec_e2e"
+
+
+@pytest.fixture(scope="session")
+def stripe() -> Iterator[FakeStripe]:
+    with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, async_settle_seconds=0.3) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
+    with LocalCloud(
+        stripe_api_base=stripe.url,
+        stripe_api_key=API_KEY,
+        webhook_signing_secret=SIGNING_SECRET,
+        parameters=LOCAL_PARAMETERS,
+    ) as local:
+        stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
+        seed_inventory(local)
+        yield local
+
+
+@pytest.fixture(autouse=True)
+def _normal_delivery(stripe: FakeStripe) -> Iterator[None]:
+    yield
+    stripe.set_delivery()
