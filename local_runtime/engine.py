@@ -26,6 +26,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.dynamodb.responses import DynamoHandler
 
 from local_runtime.template import REGION, FunctionSpec, Template
 
@@ -87,6 +88,7 @@ class LocalCloud:
         self._env_patch = mock.patch.dict(os.environ, FAKE_AWS_ENV)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
+        self._dynamodb_patch = mock.patch.object(DynamoHandler, "call_action", _serialized(DynamoHandler.call_action))
         self._gateway: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
@@ -101,6 +103,7 @@ class LocalCloud:
         self._env_patch.start()
         self._mock.start()
         self._invoke_patch.start()
+        self._dynamodb_patch.start()
         try:
             self._deploy()
         except BaseException:
@@ -112,6 +115,7 @@ class LocalCloud:
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
+        self._dynamodb_patch.stop()
         self._invoke_patch.stop()
         self._mock.stop()
         self._env_patch.stop()
@@ -274,6 +278,17 @@ class LocalCloud:
 
     def table(self, logical_id: str) -> Any:
         return boto3.resource("dynamodb").Table(self.template.physical[logical_id])
+
+
+def _serialized(call_action: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """DynamoDB applies each request atomically; moto does not, across threads. One request at a time."""
+    lock = threading.Lock()
+
+    def call(self: Any) -> Any:
+        with lock:
+            return call_action(self)
+
+    return call
 
 
 def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dict[str, Any]:
