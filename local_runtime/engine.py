@@ -77,7 +77,7 @@ class LocalCloud:
         stripe_api_key: str,
         webhook_signing_secret: str,
         parameters: dict[str, str] | None = None,
-        stack_name: str = "payments-local",
+        stack_name: str = "stripe-payments",
         log_stream: io.TextIOBase | None = None,
     ) -> None:
         self.template = Template(stack_name, {"StripeApiBase": stripe_api_base, **(parameters or {})})

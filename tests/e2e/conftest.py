@@ -12,13 +12,13 @@ API_KEY = "sk_test_e2e"
 SIGNING_SECRET = "whsec_e2e"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stripe() -> Iterator[FakeStripe]:
     with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, async_settle_seconds=0.3) as fake:
         yield fake
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
     with LocalCloud(
         stripe_api_base=stripe.url,

@@ -48,19 +48,25 @@ REJECTIONS = [
         order_with(amount=STRIPE_MAX_AMOUNT + 1), "amount", "over Stripe's limit of 99999999", id="amount-over-max"
     ),
     pytest.param(
-        order_with(amount=49, items=one_item(unitAmount=49)), "amount", "under Stripe's minimum of 50 usd",
+        order_with(amount=49, items=one_item(unitAmount=49)),
+        "amount",
+        "under Stripe's minimum of 50 usd",
         id="amount-under-usd-minimum",
     ),
     pytest.param(
-        order_with(amount=299, currency="SEK", items=one_item(unitAmount=299)), "amount",
-        "under Stripe's minimum of 300 sek", id="amount-under-sek-minimum",
+        order_with(amount=299, currency="SEK", items=one_item(unitAmount=299)),
+        "amount",
+        "under Stripe's minimum of 300 sek",
+        id="amount-under-sek-minimum",
     ),
     # customer
     pytest.param(order_with(customer=_MISSING), "customer", "is required", id="customer-missing"),
     pytest.param(order_with(customer="cus_Q1w2E3r4"), "customer", "is required", id="customer-not-object"),
     pytest.param(order_with(customer={}), "customer", "needs an id or an email", id="customer-empty"),
     pytest.param(
-        order_with(customer={"id": None, "email": None}), "customer", "needs an id or an email",
+        order_with(customer={"id": None, "email": None}),
+        "customer",
+        "needs an id or an email",
         id="customer-null-id-and-email",
     ),
     pytest.param(order_with(customer={"id": "acct_123"}), "customer.id", "cus_", id="customer-id-not-cus"),
@@ -70,11 +76,15 @@ REJECTIONS = [
         order_with(customer={"email": "ada.example.com"}), "customer.email", "not an e-mail", id="email-no-at"
     ),
     pytest.param(
-        order_with(customer={"email": "ada lovelace@example.com"}), "customer.email", "not an e-mail",
+        order_with(customer={"email": "ada lovelace@example.com"}),
+        "customer.email",
+        "not an e-mail",
         id="email-with-space",
     ),
     pytest.param(
-        order_with(customer={"id": "cus_1", "email": "ada@localhost"}), "customer.email", "not an e-mail",
+        order_with(customer={"id": "cus_1", "email": "ada@localhost"}),
+        "customer.email",
+        "not an e-mail",
         id="email-no-domain-dot",
     ),
     # paymentMethod
@@ -95,27 +105,39 @@ REJECTIONS = [
     pytest.param(order_with(items=one_item(quantity="1")), "items[0].quantity", "positive integer", id="qty-string"),
     pytest.param(order_with(items=one_item(quantity=True)), "items[0].quantity", "positive integer", id="qty-bool"),
     pytest.param(
-        order_with(items=[{"sku": "MUG-BLUE", "unitAmount": 2500}]), "items[0].quantity", "positive integer",
+        order_with(items=[{"sku": "MUG-BLUE", "unitAmount": 2500}]),
+        "items[0].quantity",
+        "positive integer",
         id="qty-missing",
     ),
     pytest.param(
-        order_with(items=one_item(unitAmount=-1)), "items[0].unitAmount", "non-negative integer",
+        order_with(items=one_item(unitAmount=-1)),
+        "items[0].unitAmount",
+        "non-negative integer",
         id="unit-amount-negative",
     ),
     pytest.param(
-        order_with(items=one_item(unitAmount=25.5)), "items[0].unitAmount", "non-negative integer",
+        order_with(items=one_item(unitAmount=25.5)),
+        "items[0].unitAmount",
+        "non-negative integer",
         id="unit-amount-float",
     ),
     pytest.param(
         order_with(items=[{"sku": "MUG-BLUE", "quantity": 1, "unitAmount": 1000}, {"sku": "TEA", "quantity": "x"}]),
-        "items[1].quantity", "positive integer", id="second-item-bad-quantity",
+        "items[1].quantity",
+        "positive integer",
+        id="second-item-bad-quantity",
     ),
     pytest.param(
         order_with(
-            items=[{"sku": "MUG-BLUE", "quantity": 1, "unitAmount": 1500}, {"sku": "MUG-BLUE", "quantity": 1,
-                                                                             "unitAmount": 1000}]
+            items=[
+                {"sku": "MUG-BLUE", "quantity": 1, "unitAmount": 1500},
+                {"sku": "MUG-BLUE", "quantity": 1, "unitAmount": 1000},
+            ]
         ),
-        "items", "same SKU twice", id="duplicate-sku",
+        "items",
+        "same SKU twice",
+        id="duplicate-sku",
     ),
     pytest.param(
         order_with(amount=2600), "items", "line totals add up to 2500, not the amount 2600", id="totals-mismatch"

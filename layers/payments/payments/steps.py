@@ -27,9 +27,10 @@ def request_payment(
     order: Order, attempt: int, execution_id: str, *,
     stripe: StripeGateway, payments: PaymentRecords, orders: OrderRecords, now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
+    # The order must exist before anything is charged; a retry appends the entry again, harmlessly.
+    orders.append_status(order.order_id, "payment_requested", now, attempt=attempt)
     payment_intent = stripe.create_payment_intent(order, attempt, execution_id)
     payments.record_payment_intent(payment_intent.id, order.order_id, attempt, execution_id, payment_intent.status, now)
-    orders.append_status(order.order_id, "payment_requested", now, attempt=attempt, paymentIntentId=payment_intent.id)
     return {"paymentIntentId": payment_intent.id, "status": payment_intent.status}
 
 
