@@ -26,7 +26,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) -m local_runtime.demo
+	$(PY) -m local_runtime.demo $(ARGS)
 
 invoke: setup
 	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -141,6 +142,10 @@ class LocalCloud:
             )
             template.physical[logical_id] = secret["ARN"]
 
+        for layer in template.of_type("AWS::Serverless::LayerVersion").values():
+            path = str(template.path.parent / layer["Properties"]["ContentUri"])  # Lambda's /opt/python
+            if path not in sys.path:
+                sys.path.insert(0, path)
         self._specs = template.functions()
         for spec in self._specs.values():
             os.environ.update(spec.environment)  # one process hosts every function: the union of their settings

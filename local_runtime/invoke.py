@@ -34,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("function", help="logical id in template.yaml, e.g. StripeWebhookFunction")
     parser.add_argument("event", type=Path, help="event file, e.g. events/webhook/payment_intent.succeeded.json")
     parser.add_argument("--as-is", action="store_true", help="do not re-sign a webhook event")
+    parser.add_argument("--sign-with", metavar="SECRET", help="only print the event signed with SECRET, now")
     args = parser.parse_args(argv)
     event = json.loads(args.event.read_text())
+    if args.sign_with:
+        print(json.dumps(resign(event, args.sign_with), indent=2))
+        return 0
 
     with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET) as stripe, LocalCloud(
         stripe_api_base=stripe.url, stripe_api_key=API_KEY, webhook_signing_secret=SIGNING_SECRET,

@@ -286,7 +286,9 @@ def test_progress_events_are_recorded_and_do_not_resume(handle, register, paymen
 
 
 @pytest.mark.parametrize(
-    "event_type", ["charge.succeeded", "payment_intent.created", "customer.created", "", None], ids=str
+    "event_type",
+    ["charge.succeeded", "payment_intent.created", "customer.created", "", None],
+    ids=["charge-succeeded", "pi-created", "customer-created", "empty", "none"],
 )
 def test_unknown_event_type_is_ignored_and_writes_nothing(handle, tables, sfn, event_type: Any) -> None:
     event = payment_intent_event("payment_intent.succeeded", unique("pi"))
@@ -408,9 +410,8 @@ def test_retryable_code_on_a_succeeded_event_is_not_retryable(handle, register, 
     pi = created_payment_intent(payments)
     register(pi, "token-s")
 
-    handle(payment_intent_event(
-        "payment_intent.succeeded", pi, last_payment_error={"code": "card_declined", "decline_code": "insufficient_funds"}
-    ))  # fmt: skip
+    declined = {"code": "card_declined", "decline_code": "insufficient_funds"}
+    handle(payment_intent_event("payment_intent.succeeded", pi, last_payment_error=declined))
 
     assert sfn.resumed[0][1]["retryable"] is False
 
@@ -422,3 +423,13 @@ def test_attempt_and_order_come_from_metadata_when_webhook_is_first(handle, paym
 
     item = payments.get(pi)
     assert (item["orderId"], item["attempt"]) == ("order-77", 3)  # type: ignore[index]
+
+
+def test_stored_token_outlives_the_task_timeout(register, payments) -> None:
+    pi = created_payment_intent(payments)
+
+    register(pi, "token-ttl")
+
+    item = payments.get(pi)
+    assert item["taskToken"] == "token-ttl"  # type: ignore[index]
+    assert item["expiresAt"] == int(NOW.timestamp()) + 3600 + steps.TOKEN_TTL_MARGIN_SECONDS  # type: ignore[index]
