@@ -29,13 +29,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     function_logs = io.StringIO()
-    with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, async_settle_seconds=0.5) as stripe, LocalCloud(
-        stripe_api_base=stripe.url,
-        stripe_api_key=API_KEY,
-        webhook_signing_secret=SIGNING_SECRET,
-        parameters=LOCAL_PARAMETERS,
-        log_stream=function_logs,
-    ) as cloud:
+    with (
+        FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, async_settle_seconds=0.5) as stripe,
+        LocalCloud(
+            stripe_api_base=stripe.url,
+            stripe_api_key=API_KEY,
+            webhook_signing_secret=SIGNING_SECRET,
+            parameters=LOCAL_PARAMETERS,
+            log_stream=function_logs,
+        ) as cloud,
+    ):
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
         seed_inventory(cloud)
         print(f"Deployed template.yaml locally in {time.monotonic() - started:.2f}s: "

@@ -6,17 +6,17 @@ HTTP API is a small server on 127.0.0.1 that turns requests into payload-2.0 eve
 """
 
 import base64
-import logging
-import warnings
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,7 +87,9 @@ class LocalCloud:
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._specs: dict[str, FunctionSpec] = {}
         self._env_patch = mock.patch.dict(os.environ, FAKE_AWS_ENV)
-        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        self._mock = mock_aws(
+            config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        )
         self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
         self._dynamodb_patch = mock.patch.object(DynamoHandler, "call_action", _serialized(DynamoHandler.call_action))
         self._gateway: ThreadingHTTPServer | None = None
@@ -205,7 +207,7 @@ class LocalCloud:
         result, error = None, None
         try:
             result = handler(event, context)
-        except Exception as failure:  # Lambda reports any exception as a function error
+        except Exception as failure:  # noqa: BLE001 - Lambda reports any exception as a function error
             error = {
                 "errorType": type(failure).__name__,
                 "errorMessage": str(failure),
@@ -231,9 +233,13 @@ class LocalCloud:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if function is None:
                     return self._reply(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
-                result, error = cloud.invoke_function(function, http_api_event(self.command, self.path, self.headers, body))
+                result, error = cloud.invoke_function(
+                    function, http_api_event(self.command, self.path, self.headers, body)
+                )
                 if error is not None or not isinstance(result, dict):
-                    return self._reply(500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}')
+                    return self._reply(
+                        500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
+                    )
                 payload = result.get("body") or ""
                 data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
                 self._reply(int(result.get("statusCode", 200)), result.get("headers") or {}, data)
@@ -313,8 +319,13 @@ def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dic
             "accountId": "123456789012",
             "apiId": "local",
             "domainName": "127.0.0.1",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": headers.get("User-Agent", "")},  # fmt: skip
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("User-Agent", ""),
+            },  # fmt: skip
             "requestId": str(uuid.uuid4()),
             "routeKey": f"{method} {path}",
             "stage": "$default",

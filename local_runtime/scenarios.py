@@ -102,8 +102,10 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     order_id = order_id or f"{scenario.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
     drop: Callable[[dict[str, Any]], bool] | None = None
     if scenario.drop_webhooks:
+
         def drop(event: dict[str, Any]) -> bool:
             return _order_of(event) == order_id
+
     stripe.set_delivery(**scenario.delivery, drop=drop, hold=scenario.early_webhook)
     if scenario.early_webhook:
         cloud.before_invoke = _deliver_before_token(stripe, order_id)
@@ -181,7 +183,9 @@ def timeline(history: list[dict[str, Any]], stripe: FakeStripe, order_id: str, s
             entries.append((event["timestamp"].timestamp(), f"state    {event['stateEnteredEventDetails']['name']}"))
         elif event["type"] == "ExecutionFailed":
             details = event["executionFailedEventDetails"]
-            entries.append((event["timestamp"].timestamp(), f"end      FAILED {details.get('error')}: {details.get('cause')}"))
+            entries.append(
+                (event["timestamp"].timestamp(), f"end      FAILED {details.get('error')}: {details.get('cause')}")
+            )
         elif event["type"] == "ExecutionSucceeded":
             entries.append((event["timestamp"].timestamp(), "end      SUCCEEDED"))
     ids = {pi["id"] for pi in payment_intents_of(stripe, order_id)}

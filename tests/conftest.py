@@ -69,7 +69,10 @@ def sample_order(**overrides: Any) -> dict[str, Any]:
         "currency": "usd",
         "customer": {"id": "cus_Q1w2E3r4", "email": "ada@example.com"},
         "paymentMethod": "pm_card_visa",
-        "items": [{"sku": "MUG-BLUE", "quantity": 2, "unitAmount": 1000}, {"sku": "TEA-EARL", "quantity": 1, "unitAmount": 500}],
+        "items": [
+            {"sku": "MUG-BLUE", "quantity": 2, "unitAmount": 1000},
+            {"sku": "TEA-EARL", "quantity": 1, "unitAmount": 500},
+        ],
     }
     order.update(overrides)
     return order

@@ -49,7 +49,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
         return _response(400, {"error": "body is not valid base64"})
 
-    payment_intent = (stripe_event.get("data") or {}).get("object") or {}
+    data = stripe_event.get("data")
+    payment_intent = data.get("object") if isinstance(data, dict) else None
     logger.append_keys(
         stripe_event_id=stripe_event.get("id"),
         payment_intent_id=payment_intent.get("id") if isinstance(payment_intent, dict) else None,

@@ -130,13 +130,6 @@ def test_record_status_for_unknown_payment_intent_writes_nothing(payments: Payme
     assert tables["PaymentsTable"].scan()["Items"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: record_status overwrites unconditionally: a settle step that read 'processing' from Stripe just "
-    "before the succeeded webhook was recorded erases that terminal outcome (REMOVE outcome), so the next "
-    "WaitForPaymentOutcome waits for a webhook Stripe will not send again (lost wake-up until the timeout)",
-)
 def test_record_status_does_not_erase_a_terminal_outcome_recorded_by_a_webhook(payments: PaymentRecords) -> None:
     # Given settle read 'processing' from Stripe, then the succeeded webhook was recorded
     record_succeeded(payments, "pi_r7")

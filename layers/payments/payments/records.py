@@ -138,15 +138,26 @@ class PaymentRecords:
         return True, _plain(response["Attributes"])
 
     def record_status(self, payment_intent_id: str, status: str, now: datetime) -> None:
-        """Record Stripe's own word on the PaymentIntent; a payment still processing has no outcome yet."""
+        """Record Stripe's own word on the PaymentIntent; a payment still processing has no outcome yet.
+
+        A terminal outcome a webhook recorded meanwhile stands: it is newer than what we read.
+        """
         clear = " REMOVE outcome, outcomeEventId" if status == "processing" else ""
-        self._update(
-            Key={"paymentIntentId": payment_intent_id},
-            UpdateExpression="SET #status = :status, updatedAt = :now" + clear,
-            ConditionExpression="attribute_exists(paymentIntentId)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": status, ":now": now.isoformat()},
-        )
+        try:
+            self._table.update_item(
+                Key={"paymentIntentId": payment_intent_id},
+                UpdateExpression="SET #status = :status, updatedAt = :now" + clear,
+                ConditionExpression="attribute_exists(paymentIntentId) AND attribute_not_exists(terminalEventId)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":status": status, ":now": now.isoformat()},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException" and _old_item(error) is not None:
+                return
+            raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
 
     def get(self, payment_intent_id: str) -> dict[str, Any] | None:
         try:

@@ -22,7 +22,7 @@ class WebhookRejected(Exception):
 def _timestamp(signature_header: str) -> int:
     for part in signature_header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             return int(value)
     raise WebhookRejected(400, "Stripe-Signature has no timestamp")
 

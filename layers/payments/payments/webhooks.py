@@ -69,7 +69,8 @@ def handle_payment_event(
     kind = EVENT_KINDS.get(str(event.get("type")))
     if kind is None:
         return WebhookResult.IGNORED_TYPE
-    payment_intent = (event.get("data") or {}).get("object")
+    data = event.get("data")
+    payment_intent = data.get("object") if isinstance(data, dict) else None
     event_id, created = event.get("id"), event.get("created")
     if (
         not isinstance(payment_intent, dict)
