@@ -17,6 +17,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.dynamodb.responses import DynamoHandler
+from moto.core.responses import BaseResponse
 
 from local_runtime.template import REGION, FunctionSpec, Template
 
@@ -91,7 +92,8 @@ class LocalCloud:
             config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         )
         self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
-        self._dynamodb_patch = mock.patch.object(DynamoHandler, "call_action", _serialized(DynamoHandler.call_action))
+        self.aws = AwsTraffic()
+        self._aws_patch = mock.patch.object(BaseResponse, "call_action", self.aws.wrap(BaseResponse.call_action))
         self._gateway: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
@@ -106,7 +108,7 @@ class LocalCloud:
         self._env_patch.start()
         self._mock.start()
         self._invoke_patch.start()
-        self._dynamodb_patch.start()
+        self._aws_patch.start()
         try:
             self._deploy()
         except BaseException:
@@ -118,7 +120,7 @@ class LocalCloud:
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
-        self._dynamodb_patch.stop()
+        self._aws_patch.stop()
         self._invoke_patch.stop()
         self._mock.stop()
         self._env_patch.stop()
@@ -291,15 +293,77 @@ class LocalCloud:
         return boto3.resource("dynamodb").Table(self.template.physical[logical_id])
 
 
-def _serialized(call_action: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """DynamoDB applies each request atomically; moto does not, across threads. One request at a time."""
-    lock = threading.Lock()
+@dataclass
+class Fault:
+    service: str  # boto3 service name: dynamodb, stepfunctions, secretsmanager, sesv2, lambda
+    action: str  # API action: UpdateItem, SendTaskSuccess, ...
+    code: str  # error code the client sees, e.g. ProvisionedThroughputExceededException
+    status: int = 400
+    times: int = 1
 
-    def call(self: Any) -> Any:
-        with lock:
-            return call_action(self)
 
-    return call
+class AwsTraffic:
+    """Every AWS request the stack makes, counted by (service, action), with faults on demand.
+
+    It also makes moto behave as AWS does where the workflow depends on it: DynamoDB applies
+    one request at a time, and a task token that has been used is refused (TaskTimedOut).
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.faults_fired: Counter[tuple[str, str]] = Counter()
+        self._faults: list[Fault] = []
+        self._used_tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._dynamodb = threading.Lock()
+
+    def inject(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def wrap(self, call_action: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        traffic = self
+
+        def call(response: Any) -> Any:
+            service, action = response.boto3_service_name, response._get_action()
+            with traffic._lock:
+                traffic.calls[(service, action)] += 1
+                fault = next((f for f in traffic._faults if (f.service, f.action) == (service, action)), None)
+                if fault is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        traffic._faults.remove(fault)
+                    traffic.faults_fired[(service, action)] += 1
+            if fault is not None:
+                return _error(fault.status, fault.code, "injected by the local runtime")
+            if service == "stepfunctions" and action == "SendTaskSuccess":
+                return traffic._send_task_success_once(call_action, response)
+            if service == "dynamodb":
+                with traffic._dynamodb:
+                    return call_action(response)
+            return call_action(response)
+
+        return call
+
+    def _send_task_success_once(self, call_action: Callable[[Any], Any], response: Any) -> Any:
+        token = response._get_param("taskToken")
+        with self._lock:
+            if token in self._used_tokens:
+                return _error(400, "TaskTimedOut", "Task Timed Out: the task token has been used")
+        result = call_action(response)
+        if int(result[0]) == 200:
+            with self._lock:
+                self._used_tokens.add(token)
+        return result
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
+    body = json.dumps({"__type": code, "message": message})
+    return status, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}, body
 
 
 def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from functools import cache
 
 import boto3
+from botocore.config import Config
 
 from payments.config import settings
 from payments.credentials import stripe_credentials
@@ -11,10 +12,14 @@ from payments.records import OrderRecords, PaymentRecords
 from payments.stripe_gateway import StripeGateway
 from payments.task_tokens import TaskTokens
 
+# Fail fast: the state machine's Retry and Stripe's redelivery retry for longer and better than a
+# Lambda sleeping through botocore's backoff (the webhook has 10 s to answer).
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
+
 
 @cache
 def _dynamodb():  # type: ignore[no-untyped-def]
-    return boto3.resource("dynamodb")
+    return boto3.resource("dynamodb", config=AWS_CLIENT_CONFIG)
 
 
 @cache
@@ -29,13 +34,13 @@ def order_records() -> OrderRecords:
 
 @cache
 def task_tokens() -> TaskTokens:
-    return TaskTokens(boto3.client("stepfunctions"))
+    return TaskTokens(boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG))
 
 
 @cache
 def mailer() -> Mailer | None:
     sender = settings().receipt_sender
-    return Mailer(boto3.client("sesv2"), sender) if sender else None
+    return Mailer(boto3.client("sesv2", config=AWS_CLIENT_CONFIG), sender) if sender else None
 
 
 def stripe_gateway() -> StripeGateway:

@@ -1,0 +1,94 @@
+"""Faults on the way: Stripe and AWS failing under the workflow, which must still end right."""
+
+import time
+import uuid
+
+import pytest
+
+from local_runtime.engine import Fault
+from local_runtime.scenarios import SCENARIOS, final_state, order_for, payment_intents_of, run_scenario
+
+pytestmark = pytest.mark.e2e
+SUCCEEDED = next(s for s in SCENARIOS if s.name == "succeeded")
+
+
+@pytest.fixture(autouse=True)
+def _no_faults_left(cloud):
+    yield
+    cloud.aws.clear_faults()
+
+
+def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(cloud, stripe) -> None:
+    # Given the outcome webhook arrives after the token is stored, and SendTaskSuccess is
+    # throttled past the client's own retries (3 attempts) for the first delivery
+    stripe.set_delivery(hold=True)
+    order = order_for(SUCCEEDED, f"throttled-{uuid.uuid4().hex[:8]}")
+    execution_arn = cloud.start_payment(order)
+    _wait_for_task_token(cloud, order["orderId"])
+    cloud.aws.inject(Fault("stepfunctions", "SendTaskSuccess", "ThrottlingException", times=3))
+    stripe.set_delivery()
+    stripe.release_held()
+
+    execution = cloud.wait_for(execution_arn, timeout=10)
+    stripe.wait_for_deliveries()
+
+    # Then the first delivery got 503 (so Stripe retried) and the retry resumed the execution
+    assert execution["status"] == "SUCCEEDED"
+    assert final_state(cloud.history(execution_arn)) == "PaymentSucceeded"
+    pi_ids = {pi["id"] for pi in payment_intents_of(stripe, order["orderId"])}
+    events = {
+        e["id"]
+        for e in stripe.events
+        if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] in pi_ids
+    }
+    statuses = [d.status for d in stripe.deliveries if d.event_id in events]
+    assert statuses == [503, 200]
+    assert not any(line for line in _states(cloud, execution_arn) if line == "ReconcileAfterTimeout")
+
+
+def test_stripe_connection_reset_after_commit_creates_one_payment_intent(cloud, stripe) -> None:
+    # Given Stripe commits the PaymentIntent but the connection drops before the answer
+    stripe.fail_next("POST", "/v1/payment_intents", after_commit=True, reset_connection=True)
+
+    outcome = run_scenario(cloud, stripe, SUCCEEDED)
+
+    # Then stripe-python's retry with the same idempotency key got the replay: one charge
+    assert outcome.ok, outcome.timeline
+    assert len(payment_intents_of(stripe, outcome.order_id)) == 1
+
+
+def test_stripe_outage_is_retried_by_the_state_machine(cloud, stripe) -> None:
+    # Given Stripe answers 500 more often than stripe-python retries (2), so the ASL Retry acts
+    stripe.fail_next("POST", "/v1/payment_intents", status=500, times=4)
+
+    outcome = run_scenario(cloud, stripe, SUCCEEDED)
+
+    assert outcome.ok, outcome.timeline
+    assert len(payment_intents_of(stripe, outcome.order_id)) == 1
+    assert any("CreatePaymentIntent" in line for line in outcome.timeline)
+
+
+def test_throttled_order_update_in_the_state_machine_is_retried(cloud, stripe) -> None:
+    # Given the direct DynamoDB integration that marks a failed order is throttled twice
+    declined = next(s for s in SCENARIOS if s.name == "declined")
+    cloud.aws.inject(Fault("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", times=2))
+
+    outcome = run_scenario(cloud, stripe, declined)
+
+    assert outcome.ok, outcome.timeline
+
+
+def _wait_for_task_token(cloud, order_id: str) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        items = cloud.table("PaymentsTable").scan()["Items"]
+        if any(i.get("orderId") == order_id and i.get("taskToken") for i in items):
+            return
+        time.sleep(0.02)
+    raise AssertionError("task token never stored")
+
+
+def _states(cloud, execution_arn: str) -> list[str]:
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution_arn) if "stateEnteredEventDetails" in e
+    ]
