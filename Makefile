@@ -7,7 +7,7 @@ REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint unit demo invoke build deploy validate clean
+.PHONY: setup test lint demo invoke reliability bench build deploy clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,12 @@ demo: setup
 invoke: setup
 	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
 	$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
+
+reliability: setup
+	$(PY) -m local_runtime.reliability $(if $(SEED),--seed $(SEED))
+
+bench: setup
+	$(PY) -m bench
 
 build: setup
 	PATH="$$(dirname $$(scripts/find-python3.13)):$$PATH" $(VENV)/bin/sam build
