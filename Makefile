@@ -7,7 +7,7 @@ REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint demo invoke reliability bench build deploy clean
+.PHONY: setup test lint demo stack invoke reliability bench build deploy clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ test: lint
 
 demo: setup
 	$(PY) -m local_runtime.demo $(ARGS)
+
+stack: setup
+	$(PY) -m local_runtime.serve $(ARGS)
 
 invoke: setup
 	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }

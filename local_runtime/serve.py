@@ -1,0 +1,69 @@
+"""`make stack`: keep the local stack up and poke it with the AWS CLI (`--endpoint-url`).
+
+The same deployment as `make demo`, plus an AWS endpoint on 127.0.0.1 that serves the very
+state the functions see, and the local Stripe on a fixed port. Ctrl-C stops everything.
+"""
+
+import argparse
+import io
+import sys
+import threading
+
+from moto.server import ThreadedMotoServer
+
+from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
+from local_runtime.fake_stripe import FakeStripe
+from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
+
+API_KEY = "sk_test_local_stack"
+SIGNING_SECRET = "whsec_local_stack"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--aws-port", type=int, default=4566)
+    parser.add_argument("--stripe-port", type=int, default=12111)
+    parser.add_argument("--timeout-seconds", default="300", help="PaymentTimeoutSeconds for this stack")
+    args = parser.parse_args(argv)
+
+    parameters = {**LOCAL_PARAMETERS, "PaymentTimeoutSeconds": args.timeout_seconds}
+    with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, port=args.stripe_port) as stripe, LocalCloud(
+        stripe_api_base=stripe.url,
+        stripe_api_key=API_KEY,
+        webhook_signing_secret=SIGNING_SECRET,
+        parameters=parameters,
+        log_stream=io.StringIO(),
+    ) as cloud:
+        stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
+        seed_inventory(cloud)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.aws_port, verbose=False)
+        server.start()
+        endpoint = f"http://127.0.0.1:{args.aws_port}"
+        credentials = " ".join(f"{k}={FAKE_AWS_ENV[k]}" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+        print(
+            f"""Local stack is up (Ctrl-C to stop).
+  AWS endpoint   {endpoint}   (region us-east-1; any credentials, e.g. {credentials})
+  state machine  {cloud.state_machine_arn}
+  webhook        {cloud.url_of("/webhooks/stripe")}
+  Stripe API     {stripe.url}   (API key {API_KEY}; webhooks signed with the local secret)
+
+Try:
+  export {credentials} AWS_DEFAULT_REGION=us-east-1
+  aws --endpoint-url {endpoint} stepfunctions start-execution --state-machine-arn {cloud.state_machine_arn} \\
+      --name order-succeeded-1 --input file://events/start/succeeded.json
+  aws --endpoint-url {endpoint} stepfunctions describe-execution \\
+      --execution-arn {cloud.state_machine_arn.replace(":stateMachine:", ":execution:")}:order-succeeded-1
+  aws --endpoint-url {endpoint} dynamodb scan --table-name {cloud.template.physical["OrdersTable"]}""",
+            flush=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping")
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
