@@ -97,9 +97,9 @@ class Template:
             return self.parameters[name]
         if name in self.physical:
             return self.physical[name]
-        if self.resources.get(name, {}).get("Type") == "AWS::Serverless::Function":
+        if name in self.resources:  # not deployed (yet): the name it will get
             return self.physical_name(name)
-        raise KeyError(f"{name} has no physical id yet")
+        raise KeyError(f"{name} is neither a parameter nor a resource")
 
     def _arn(self, logical_id: str) -> str:
         resource_type = self.resources[logical_id]["Type"]

@@ -1,0 +1,111 @@
+"""The ASL file itself: valid States Language, wired to the template, and shaped as the design says."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from statelint.linter import Linter
+
+from local_runtime.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = ROOT / "statemachine" / "payment_workflow.asl.json"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "StripeUnavailable", "AwsUnavailable"}
+
+
+@pytest.fixture(scope="module")
+def asl_text() -> str:
+    return ASL_PATH.read_text()
+
+
+@pytest.fixture(scope="module")
+def states(asl_text: str) -> dict[str, Any]:
+    return json.loads(asl_text)["States"]
+
+
+def _substitutions() -> dict[str, Any]:
+    template = Template("test")
+    return template.resources["PaymentWorkflow"]["Properties"]["DefinitionSubstitutions"]
+
+
+def test_statelint_finds_no_problem_once_substituted() -> None:
+    # cfn-lint does not read a DefinitionUri file; statelint does.
+    definition = Template("test").state_machine("PaymentWorkflow")[1]
+
+    assert Linter.validate(json.loads(definition)) == []
+
+
+def test_every_placeholder_is_substituted_and_every_substitution_used(asl_text: str) -> None:
+    placeholders = set(PLACEHOLDER.findall(asl_text))
+
+    assert placeholders == set(_substitutions())
+
+
+def test_every_state_is_reachable_and_every_target_exists(states: dict[str, Any]) -> None:
+    def targets(state: dict[str, Any]) -> set[str]:
+        found = {state.get("Next"), state.get("Default")}
+        found |= {choice["Next"] for choice in state.get("Choices", [])}
+        found |= {catch["Next"] for catch in state.get("Catch", [])}
+        return {t for t in found if t}
+
+    reached, frontier = set(), ["AcceptOrder"]
+    while frontier:
+        name = frontier.pop()
+        if name not in reached:
+            reached.add(name)
+            assert name in states, f"{name} is a target but not a state"
+            frontier.extend(targets(states[name]))
+
+    assert reached == set(states)
+
+
+def test_every_task_retries_transient_errors_with_backoff_and_jitter(states: dict[str, Any]) -> None:
+    for name, state in states.items():
+        if state["Type"] != "Task":
+            continue
+        retriers = state.get("Retry", [])
+        assert retriers, f"{name} has no Retry"
+        first = retriers[0]
+        assert first["BackoffRate"] > 1 and first["JitterStrategy"] == "FULL" and first["MaxDelaySeconds"] > 0, name
+        if "lambda:invoke" in state["Resource"]:
+            assert set(first["ErrorEquals"]) >= TRANSIENT, name
+        assert "States.Timeout" not in {e for r in retriers for e in r["ErrorEquals"]}, f"{name} retries a timeout"
+
+
+def test_the_callback_task_waits_on_its_token_with_a_timeout_and_a_catch(states: dict[str, Any]) -> None:
+    callbacks = {n: s for n, s in states.items() if s.get("Resource", "").endswith(".waitForTaskToken")}
+
+    assert list(callbacks) == ["WaitForPaymentOutcome"]
+    wait = callbacks["WaitForPaymentOutcome"]
+    assert wait["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert "TimeoutSeconds" in wait or "TimeoutSecondsPath" in wait
+    caught = [c for c in wait["Catch"] if "States.Timeout" in c["ErrorEquals"]]
+    assert caught and caught[0]["Next"] == "ReconcileAfterTimeout"
+
+
+def test_final_states_name_the_outcome(states: dict[str, Any]) -> None:
+    finals = {name for name, state in states.items() if state["Type"] in ("Succeed", "Fail")}
+
+    assert finals == {
+        "PaymentSucceeded", "OrderRejected", "PaymentRejected", "PaymentFailed", "PaymentCanceled",
+        "PaymentTimedOut", "Refunded", "RefundFailed",
+    }  # fmt: skip
+    for name in finals - {"PaymentSucceeded"}:
+        assert {"Error", "ErrorPath"} & set(states[name]), name
+        assert {"Cause", "CausePath"} & set(states[name]), name
+
+
+def test_every_function_the_workflow_invokes_is_in_the_template() -> None:
+    functions = Template("test").functions()
+    invoked = {
+        value["Fn::GetAtt"][0]
+        for value in _substitutions().values()
+        if isinstance(value, dict) and "Fn::GetAtt" in value
+    }
+
+    assert invoked <= set(functions)
+    for logical_id in invoked:
+        assert (functions[logical_id].code_dir / "app.py").exists()
