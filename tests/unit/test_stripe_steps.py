@@ -1,0 +1,228 @@
+"""The Stripe adapter and the steps that use it, against the local Stripe over real HTTP.
+
+stripe-python runs unmodified: idempotency keys, retries and error mapping are what it does.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from local_runtime.fake_stripe import FakeStripe
+from payments import steps
+from payments.errors import OrderNotFound, PaymentRequestRejected, StripeUnavailable
+from payments.orders import parse_order
+from payments.records import OrderRecords, PaymentRecords
+from payments.stripe_gateway import StripeGateway, payment_idempotency_key
+from tests.conftest import sample_order
+from tests.unit._support import APP_ID, unique
+
+API_KEY = "sk_test_unit"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeStripe]:
+    with FakeStripe(api_key=API_KEY, async_settle_seconds=None) as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(fake: FakeStripe) -> StripeGateway:
+    return StripeGateway.connect(API_KEY, fake.url, network_retries=2, app_id=APP_ID)
+
+
+@pytest.fixture
+def records(tables) -> tuple[PaymentRecords, OrderRecords]:
+    return PaymentRecords(tables["PaymentsTable"]), OrderRecords(tables["OrdersTable"], tables["InventoryTable"])
+
+
+def order(payment_method: str | None = "pm_card_visa"):
+    return parse_order(sample_order(orderId=unique("order"), paymentMethod=payment_method))
+
+
+def intents_for(fake: FakeStripe, order_id: str) -> list[dict]:
+    return [pi for pi in fake.payment_intents.values() if pi["metadata"].get("order_id") == order_id]
+
+
+def test_a_retried_create_returns_the_same_payment_intent(fake, gateway) -> None:
+    the_order = order()
+
+    first = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    again = gateway.create_payment_intent(the_order, 1, "arn:exec")  # a Lambda or state-machine retry
+    next_attempt = gateway.create_payment_intent(the_order, 2, "arn:exec")
+
+    assert first.id == again.id != next_attempt.id
+    assert len(intents_for(fake, the_order.order_id)) == 2
+    keys = {r.idempotency_key for r in fake.requests if r.path == "/v1/payment_intents"}
+    assert payment_idempotency_key(the_order.order_id, 1) in keys
+
+
+def test_payment_intent_carries_amount_customer_and_metadata(fake, gateway) -> None:
+    the_order = order()
+
+    view = gateway.create_payment_intent(the_order, 3, "arn:exec:9")
+
+    stored = fake.payment_intents[view.id]
+    assert (stored["amount"], stored["currency"], stored["customer"]) == (2500, "usd", "cus_Q1w2E3r4")
+    assert stored["metadata"] == {
+        "app_id": APP_ID, "order_id": the_order.order_id, "attempt": "3", "execution_id": "arn:exec:9",
+    }  # fmt: skip
+    assert view.status == "succeeded"
+
+
+def test_a_decline_is_an_outcome_not_an_error(gateway) -> None:
+    view = gateway.create_payment_intent(order("pm_card_chargeDeclinedInsufficientFunds"), 1, "arn:exec")
+
+    assert view.status == "requires_payment_method"
+    assert (view.failure_code, view.decline_code) == ("card_declined", "insufficient_funds")
+
+
+def test_connection_reset_after_stripe_committed_makes_one_payment_intent(fake, gateway) -> None:
+    the_order = order()
+    fake.fail_next("POST", "/v1/payment_intents", after_commit=True, reset_connection=True)
+
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+
+    assert [pi["id"] for pi in intents_for(fake, the_order.order_id)] == [view.id]
+    assert any(r.replayed for r in fake.requests if r.path == "/v1/payment_intents")
+
+
+# stripe-python retries a 500 (twice here) but not a plain 429: three and one failures exhaust it.
+@pytest.mark.parametrize(("status", "times"), [(500, 3), (429, 1)])
+def test_stripe_outage_beyond_client_retries_is_stripe_unavailable(fake, gateway, status, times) -> None:
+    the_order = order()
+    fake.fail_next("POST", "/v1/payment_intents", status=status, times=times)
+
+    with pytest.raises(StripeUnavailable):
+        gateway.create_payment_intent(the_order, 1, "arn:exec")
+    assert intents_for(fake, the_order.order_id) == []
+    assert gateway.create_payment_intent(the_order, 1, "arn:exec").status == "succeeded"  # every fault used up
+
+
+def test_a_wrong_api_key_is_rejected_not_retried(fake) -> None:
+    wrong = StripeGateway.connect("sk_test_wrong", fake.url, network_retries=2, app_id=APP_ID)
+
+    with pytest.raises(PaymentRequestRejected):
+        wrong.create_payment_intent(order(), 1, "arn:exec")
+
+
+def test_same_idempotency_key_with_other_parameters_is_rejected(gateway) -> None:
+    the_order = order()
+    gateway.create_payment_intent(the_order, 1, "arn:exec")
+    changed = parse_order({**the_order.to_dict(), "amount": 2600, "items": [{"sku": "MUG-BLUE", "quantity": 1}]})
+
+    with pytest.raises(PaymentRequestRejected):
+        gateway.create_payment_intent(changed, 1, "arn:exec")
+
+
+def test_request_payment_records_the_attempt_and_the_payment_intent(fake, gateway, records) -> None:
+    payments, orders = records
+    the_order = order()
+    orders.record_received(the_order, "arn:exec", NOW)
+
+    result = steps.request_payment(the_order, 1, "arn:exec", stripe=gateway, payments=payments, orders=orders, now=NOW)
+
+    item = payments.get(result["paymentIntentId"])
+    assert item is not None and (item["orderId"], item["attempt"], item["status"]) == (
+        the_order.order_id,
+        1,
+        "succeeded",
+    )
+    history = orders.get(the_order.order_id)["history"]
+    assert [h["status"] for h in history] == ["received", "payment_requested"]
+
+
+def test_request_payment_charges_nothing_for_an_unknown_order(fake, gateway, records) -> None:
+    payments, orders = records
+    the_order = order()
+
+    with pytest.raises(OrderNotFound):
+        steps.request_payment(the_order, 1, "arn:exec", stripe=gateway, payments=payments, orders=orders, now=NOW)
+    assert intents_for(fake, the_order.order_id) == []
+
+
+def test_settle_cancels_a_failed_attempt_so_it_can_never_be_paid(fake, gateway, records) -> None:
+    payments, _ = records
+    the_order = order("pm_card_chargeDeclined")
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    payments.record_payment_intent(view.id, the_order.order_id, 1, "arn:exec", view.status, NOW)
+
+    settled = steps.settle_payment_intent(view.id, "failed", stripe=gateway, payments=payments, now=NOW)
+
+    assert settled == {"status": "canceled", "reason": "generic_decline: Your card was declined."}
+    assert fake.payment_intents[view.id]["status"] == "canceled"
+    assert payments.get(view.id)["status"] == "canceled"
+
+
+def test_settle_after_timeout_takes_a_paid_intent_as_paid(fake, gateway, records) -> None:
+    payments, _ = records
+    the_order = order()
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    payments.record_payment_intent(view.id, the_order.order_id, 1, "arn:exec", view.status, NOW)
+
+    settled = steps.settle_payment_intent(view.id, "timeout", stripe=gateway, payments=payments, now=NOW)
+
+    assert settled["status"] == "succeeded"
+    assert fake.payment_intents[view.id]["status"] == "succeeded"
+    assert not [r for r in fake.requests if r.path == f"/v1/payment_intents/{view.id}/cancel"]
+
+
+def test_settle_after_timeout_of_an_unpaid_intent_cancels_it(fake, gateway, records) -> None:
+    payments, _ = records
+    the_order = order(payment_method=None)
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    payments.record_payment_intent(view.id, the_order.order_id, 1, "arn:exec", view.status, NOW)
+
+    settled = steps.settle_payment_intent(view.id, "timeout", stripe=gateway, payments=payments, now=NOW)
+
+    assert settled["status"] == "canceled"
+    assert settled["reason"].startswith("no payment outcome within the timeout")
+
+
+def test_settle_leaves_a_processing_debit_alone_and_forgets_a_stale_outcome(fake, gateway, records) -> None:
+    payments, _ = records
+    the_order = parse_order(
+        {**sample_order(orderId=unique("order")), "currency": "eur", "paymentMethod": "pm_success_de"}
+    )
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    payments.record_event(
+        view.id, event_id="evt_old", created=1, status="payment_failed", rank=2, outcome={"status": "payment_failed"},
+        terminal=False, order_id=the_order.order_id, attempt=1, now=NOW,
+    )  # fmt: skip
+
+    settled = steps.settle_payment_intent(view.id, "failed", stripe=gateway, payments=payments, now=NOW)
+
+    assert settled["status"] == "processing"
+    assert "outcome" not in payments.get(view.id)
+    assert fake.payment_intents[view.id]["status"] == "processing"
+
+
+def test_refund_happens_once_whatever_the_retries(fake, gateway, records) -> None:
+    _, orders = records
+    the_order = order()
+    orders.record_received(the_order, "arn:exec", NOW)
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+    caught = {"Error": "OutOfStock", "Cause": '{"errorMessage": "not enough stock for SKU MUG-BLUE"}'}
+
+    first = steps.refund_payment(the_order, view.id, caught, stripe=gateway, orders=orders, now=NOW)
+    again = steps.refund_payment(the_order, view.id, caught, stripe=gateway, orders=orders, now=NOW)
+
+    assert first["refundId"] == again["refundId"]
+    assert [r for r in fake.refunds.values() if r["payment_intent"] == view.id] == [fake.refunds[first["refundId"]]]
+    assert (first["error"], first["reason"]) == ("OutOfStock", "not enough stock for SKU MUG-BLUE")
+    assert orders.get(the_order.order_id)["status"] == "refunded"
+
+
+def test_refund_after_an_unexpected_fulfilment_error_names_it(gateway, records) -> None:
+    _, orders = records
+    the_order = order()
+    orders.record_received(the_order, "arn:exec", NOW)
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+
+    result = steps.refund_payment(
+        the_order, view.id, {"Error": "States.TaskFailed", "Cause": "boom"}, stripe=gateway, orders=orders, now=NOW
+    )
+
+    assert result["error"] == "FulfilmentFailed"
+    assert result["reason"].startswith("fulfilment failed")
