@@ -1,4 +1,4 @@
-"""FulfilOrder: reserve the stock and mark the order fulfilled, in one transaction."""
+"""FulfilOrder: confirm the payment with Stripe, then reserve the stock and mark the order fulfilled."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import steps
-from payments.adapters import order_records
+from payments.adapters import order_records, stripe_gateway
 from payments.observability import logger, metrics, now, tracer
 from payments.orders import parse_order
 
@@ -17,7 +17,9 @@ from payments.orders import parse_order
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     order = parse_order(event["order"])
     logger.append_keys(order_id=order.order_id, payment_intent_id=event["paymentIntentId"])
-    result = steps.fulfil_order(order, event["paymentIntentId"], orders=order_records(), now=now())
+    result = steps.fulfil_order(
+        order, event["paymentIntentId"], stripe=stripe_gateway(), orders=order_records(), now=now()
+    )
     if result["fulfilled"]:
         metrics.add_metric(name="OrdersFulfilled", unit=MetricUnit.Count, value=1)
     return result

@@ -1,8 +1,10 @@
 """Faults on the way: Stripe and AWS failing under the workflow, which must still end right."""
 
+import json
 import time
 import uuid
 
+import boto3
 import pytest
 
 from local_runtime.engine import Fault
@@ -92,3 +94,25 @@ def _states(cloud, execution_arn: str) -> list[str]:
     return [
         e["stateEnteredEventDetails"]["name"] for e in cloud.history(execution_arn) if "stateEnteredEventDetails" in e
     ]
+
+
+def test_a_forged_success_with_a_stolen_task_token_fulfils_nothing(cloud, stripe) -> None:
+    # Given a payment waiting for 3-D Secure, its task token stored
+    three_ds = next(s for s in SCENARIOS if s.name == "3ds success")
+    order = order_for(three_ds, f"forged-{uuid.uuid4().hex[:8]}")
+    execution_arn = cloud.start_payment(order)
+    _wait_for_task_token(cloud, order["orderId"])
+    item = next(i for i in cloud.table("PaymentsTable").scan()["Items"] if i.get("orderId") == order["orderId"])
+
+    # When someone holding the token resumes the execution with a made-up "succeeded"
+    boto3.client("stepfunctions").send_task_success(
+        taskToken=item["taskToken"],
+        output=json.dumps({"status": "succeeded", "paymentIntentId": item["paymentIntentId"], "retryable": False}),
+    )
+    execution = cloud.wait_for(execution_arn, timeout=10)
+
+    # Then Stripe's word wins: the order is not fulfilled, and the PaymentIntent is cancelled
+    assert final_state(cloud.history(execution_arn)) == "PaymentFailed"
+    assert execution["status"] == "FAILED"
+    assert cloud.table("OrdersTable").get_item(Key={"orderId": order["orderId"]})["Item"]["status"] == "failed"
+    assert stripe.payment_intents[item["paymentIntentId"]]["status"] == "canceled"

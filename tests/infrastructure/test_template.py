@@ -52,11 +52,13 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     },
     # steps.settle_payment_intent -> Stripe (secret), payments.record_status
     "SettlePaymentIntentFunction": {("dynamodb:UpdateItem", "PaymentsTable"), *READS_STRIPE_SECRET},
-    # OrderRecords.fulfil: one transaction of Updates on orders and inventory; get on a cancelled one
+    # steps.fulfil_order -> Stripe (secret) to confirm the payment; OrderRecords.fulfil: one transaction of
+    # Updates on orders and inventory; get on a cancelled one
     "FulfilOrderFunction": {
         ("dynamodb:UpdateItem", "OrdersTable"),
         ("dynamodb:UpdateItem", "InventoryTable"),
         ("dynamodb:GetItem", "OrdersTable"),
+        *READS_STRIPE_SECRET,
     },
     # steps.refund_payment -> Stripe (secret), orders.append_status
     "RefundPaymentFunction": {("dynamodb:UpdateItem", "OrdersTable"), *READS_STRIPE_SECRET},
@@ -222,6 +224,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     }
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
+        "FulfilOrderFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]

@@ -10,7 +10,7 @@ import pytest
 
 from local_runtime.fake_stripe import FakeStripe
 from payments import steps
-from payments.errors import OrderNotFound, PaymentRequestRejected, StripeUnavailable
+from payments.errors import OrderNotFound, PaymentNotConfirmed, PaymentRequestRejected, StripeUnavailable
 from payments.orders import parse_order
 from payments.records import OrderRecords, PaymentRecords
 from payments.stripe_gateway import StripeGateway, payment_idempotency_key
@@ -226,3 +226,36 @@ def test_refund_after_an_unexpected_fulfilment_error_names_it(gateway, records) 
 
     assert result["error"] == "FulfilmentFailed"
     assert result["reason"].startswith("fulfilment failed")
+
+
+def test_fulfil_refuses_an_outcome_stripe_does_not_confirm(fake, gateway, records, tables) -> None:
+    # Given a PaymentIntent still waiting for 3-D Secure, and stock for the order
+    _, orders = records
+    the_order = order("pm_card_authenticationRequired")
+    orders.record_received(the_order, "arn:exec", NOW)
+    for item in the_order.items:
+        tables["InventoryTable"].put_item(Item={"sku": item.sku, "available": 10})
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+
+    # When fulfilment is asked for anyway (a forged or mistaken "succeeded")
+    with pytest.raises(PaymentNotConfirmed):
+        steps.fulfil_order(the_order, view.id, stripe=gateway, orders=orders, now=NOW)
+
+    # Then nothing is fulfilled and no stock moves
+    assert orders.get(the_order.order_id)["status"] == "received"
+    assert tables["InventoryTable"].get_item(Key={"sku": "MUG-BLUE"})["Item"]["available"] == 10
+
+
+def test_fulfil_a_paid_order_once(fake, gateway, records, tables) -> None:
+    _, orders = records
+    the_order = order()
+    orders.record_received(the_order, "arn:exec", NOW)
+    for item in the_order.items:
+        tables["InventoryTable"].put_item(Item={"sku": item.sku, "available": 10})
+    view = gateway.create_payment_intent(the_order, 1, "arn:exec")
+
+    first = steps.fulfil_order(the_order, view.id, stripe=gateway, orders=orders, now=NOW)
+    again = steps.fulfil_order(the_order, view.id, stripe=gateway, orders=orders, now=NOW)
+
+    assert (first, again) == ({"fulfilled": True}, {"fulfilled": False})
+    assert tables["InventoryTable"].get_item(Key={"sku": "MUG-BLUE"})["Item"]["available"] == 8

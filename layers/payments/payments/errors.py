@@ -26,6 +26,10 @@ class AwsUnavailable(PaymentError):
     """An AWS call was throttled or failed on the service side. Transient."""
 
 
+class PaymentNotConfirmed(PaymentError):
+    """Stripe does not confirm the outcome the workflow was resumed with. Nothing is fulfilled."""
+
+
 class OutOfStock(PaymentError):
     """A line item cannot be reserved. The payment is refunded."""
 

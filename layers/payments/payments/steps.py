@@ -5,7 +5,7 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from payments.errors import PaymentRequestRejected
+from payments.errors import PaymentNotConfirmed, PaymentRequestRejected
 from payments.notifications import Mailer, compose
 from payments.orders import Order, parse_order
 from payments.records import OrderRecords, PaymentRecords
@@ -74,7 +74,13 @@ def settle_payment_intent(
     return {"status": payment_intent.status, "reason": reason}
 
 
-def fulfil_order(order: Order, payment_intent_id: str, *, orders: OrderRecords, now: datetime) -> dict[str, Any]:
+def fulfil_order(
+    order: Order, payment_intent_id: str, *, stripe: StripeGateway, orders: OrderRecords, now: datetime
+) -> dict[str, Any]:
+    """Fulfil only what Stripe says is paid: a resumed outcome is not proof (a task token can leak)."""
+    payment_intent = stripe.retrieve(payment_intent_id)
+    if payment_intent.status != "succeeded" or payment_intent.metadata.get("order_id") != order.order_id:
+        raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
     return {"fulfilled": orders.fulfil(order, payment_intent_id, now)}
 
 
