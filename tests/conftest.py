@@ -1,17 +1,10 @@
-"""Shared fixtures: fake AWS credentials, moto tables built from template.yaml, handler loading."""
+"""Shared by every test: fake AWS credentials and region, handler loading, a sample order."""
 
 import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import boto3
-import pytest
-from moto import mock_aws
-
-from local_runtime.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,31 +18,6 @@ os.environ.update(
     POWERTOOLS_METRICS_DISABLED="true",
     POWERTOOLS_SERVICE_NAME="stripe-payments-test",
 )
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def tables(aws: None) -> dict[str, Any]:
-    """The template's DynamoDB tables in moto, keyed by logical id (key schemas cannot drift)."""
-    template = Template("test")
-    client = boto3.client("dynamodb")
-    resource = boto3.resource("dynamodb")
-    made = {}
-    for logical_id, table in template.of_type("AWS::DynamoDB::Table").items():
-        props = table["Properties"]
-        client.create_table(
-            TableName=logical_id,
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode=props["BillingMode"],
-        )
-        made[logical_id] = resource.Table(logical_id)
-    return made
 
 
 def load_function(name: str) -> ModuleType:

@@ -1,6 +1,6 @@
-"""Unit-test fixtures. `aws` and `tables` override the top-level fixtures with the same behaviour (moto,
-and the tables of template.yaml) over one long-lived boto3 Session: moto resets boto3's default session
-on every mock, and a fresh session reloads the service models (~0.2 s a test)."""
+"""Unit-test fixtures: moto (`aws`) and the tables of template.yaml (`tables`, so key schemas cannot
+drift), over one long-lived boto3 Session: moto resets boto3's default session on every mock, and a
+fresh session reloads the service models (~0.2 s a test)."""
 
 from collections.abc import Iterator
 from typing import Any
