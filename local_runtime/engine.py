@@ -300,6 +300,8 @@ class Fault:
     code: str  # error code the client sees, e.g. ProvisionedThroughputExceededException
     status: int = 400
     times: int = 1
+    match: Callable[[str], bool] | None = None  # only requests whose body it accepts (one order's, say)
+    after_commit: bool = False  # the request takes effect, then its answer is lost to this error
 
 
 class AwsTraffic:
@@ -325,6 +327,11 @@ class AwsTraffic:
         with self._lock:
             self._faults.clear()
 
+    def remove(self, fault: Fault) -> None:
+        """Withdraw one injected fault, fired or not."""
+        with self._lock:
+            self._faults = [f for f in self._faults if f is not fault]
+
     def wrap(self, call_action: Callable[[Any], Any]) -> Callable[[Any], Any]:
         traffic = self
 
@@ -332,20 +339,31 @@ class AwsTraffic:
             service, action = response.boto3_service_name, response._get_action()
             with traffic._lock:
                 traffic.calls[(service, action)] += 1
-                fault = next((f for f in traffic._faults if (f.service, f.action) == (service, action)), None)
+                fault = next(
+                    (
+                        f
+                        for f in traffic._faults
+                        if (f.service, f.action) == (service, action) and (f.match is None or f.match(_body(response)))
+                    ),
+                    None,
+                )
                 if fault is not None:
                     fault.times -= 1
                     if fault.times <= 0:
                         traffic._faults.remove(fault)
                     traffic.faults_fired[(service, action)] += 1
-            if fault is not None:
+            if fault is not None and not fault.after_commit:
                 return _error(fault.status, fault.code, "injected by the local runtime")
             if service == "stepfunctions" and action == "SendTaskSuccess":
-                return traffic._send_task_success_once(call_action, response)
-            if service == "dynamodb":
+                result = traffic._send_task_success_once(call_action, response)
+            elif service == "dynamodb":
                 with traffic._dynamodb:
-                    return call_action(response)
-            return call_action(response)
+                    result = call_action(response)
+            else:
+                result = call_action(response)
+            if fault is not None:
+                return _error(fault.status, fault.code, "injected by the local runtime after the request took effect")
+            return result
 
         return call
 
@@ -361,9 +379,16 @@ class AwsTraffic:
         return result
 
 
+def _body(response: Any) -> str:
+    body = getattr(response, "body", None) or ""
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
     body = json.dumps({"__type": code, "message": message})
-    return status, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}, body
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}
+    headers["x-amzn-RequestId"] = str(uuid.uuid4())  # as every AWS answer has; moto's interpreter reads it
+    return status, headers, body
 
 
 def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dict[str, Any]:

@@ -290,6 +290,7 @@ class _Fault:
     after_commit: bool
     reset_connection: bool
     should_retry: bool | None
+    match: Callable[[str, str], bool] | None = None  # (path, raw body) -> whether this request fails
 
 
 @dataclass
@@ -362,6 +363,9 @@ class FakeStripe:
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # Called with (method, path, raw body) as each API request arrives, before it is applied:
+        # lets a test stage a race (the customer paying the instant before a cancel lands).
+        self.before_request: Callable[[str, str, str], None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> Self:
@@ -453,8 +457,12 @@ class FakeStripe:
         after_commit: bool = False,
         reset_connection: bool = False,
         should_retry: bool | None = None,
-    ) -> None:
+        match: Callable[[str, str], bool] | None = None,
+    ) -> _Fault:
         """Fail the next `times` matching requests with a Stripe error or a TCP reset.
+
+        `match(path, raw body)` narrows the fault to some requests (one order's, say). Returns the
+        fault: setting its `times` to 0 withdraws it.
 
         With after_commit=True the request is fully processed (and its response stored for its
         idempotency key) before the failure is returned, so a retry gets the replay.
@@ -462,9 +470,11 @@ class FakeStripe:
         retries 5xx and connection errors but not 429).
         """
         with self._lock:
-            self._faults.append(
-                _Fault(method.upper(), path_prefix, status, times, after_commit, reset_connection, should_retry)
+            fault = _Fault(
+                method.upper(), path_prefix, status, times, after_commit, reset_connection, should_retry, match
             )
+            self._faults.append(fault)
+        return fault
 
     def wait_for_deliveries(self, timeout: float = 5.0) -> None:
         """Block until no delivery is queued or in flight (held/parked events don't count)."""
@@ -480,13 +490,18 @@ class FakeStripe:
         raw = h.rfile.read(length).decode("utf-8") if length else ""
         ikey = h.headers.get("Idempotency-Key") if h.command == "POST" else None
         record = RecordedRequest(h.command, url.path, ikey, request_id=request_id)
+        if self.before_request is not None:
+            self.before_request(h.command, url.path, raw)
         with self._lock:
             self.requests.append(record)
             fault = next(
                 (
                     f
                     for f in self._faults
-                    if f.times > 0 and f.method == h.command and url.path.startswith(f.path_prefix)
+                    if f.times > 0
+                    and f.method == h.command
+                    and url.path.startswith(f.path_prefix)
+                    and (f.match is None or f.match(url.path, raw))
                 ),
                 None,
             )

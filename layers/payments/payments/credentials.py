@@ -6,7 +6,9 @@ The secret is JSON: {"api_key": "sk_...", "webhook_signing_secret": "whsec_...",
 
 from dataclasses import dataclass
 
+import boto3
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
 from payments.config import settings
 
@@ -19,6 +21,10 @@ class StripeCredentials:
 
 def stripe_credentials() -> StripeCredentials:
     config = settings()
+    if "secrets" not in DEFAULT_PROVIDERS:
+        # get_secret would build its provider on a boto3 Session of its own, which parses botocore's
+        # endpoint and model data a second time (~90 ms of a cold start): give it the functions' session.
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
     secret = parameters.get_secret(
         config.stripe_secret_arn, transform="json", max_age=config.secret_max_age_seconds
     )

@@ -40,3 +40,7 @@ class OutOfStock(PaymentError):
 
 class OrderNotFound(PaymentError):
     """The orders table has no record for this order id."""
+
+
+class OrderAlreadyFulfilled(PaymentError):
+    """The order was fulfilled (its fulfilment committed, then its step failed): it must not be refunded."""

@@ -12,7 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments.aws_errors import error_code, is_transient
-from payments.errors import AwsUnavailable, OrderNotFound, OutOfStock
+from payments.errors import AwsUnavailable, OrderAlreadyFulfilled, OrderNotFound, OutOfStock
 from payments.orders import Order
 
 _deserialize = TypeDeserializer().deserialize
@@ -211,6 +211,26 @@ class OrderRecords:
             if error_code(error) == "ConditionalCheckFailedException":
                 raise OrderNotFound(order_id) from error
             raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+
+    def reserve_refund(self, order_id: str, now: datetime) -> None:
+        """Claim the order for a refund unless it was fulfilled (a fulfilment can commit and its step still
+        fail). Raises OrderAlreadyFulfilled, or OrderNotFound."""
+        try:
+            self._table.update_item(
+                Key={"orderId": order_id},
+                UpdateExpression="SET refundRequestedAt = if_not_exists(refundRequestedAt, :now)",
+                ConditionExpression="attribute_exists(orderId) AND attribute_not_exists(fulfilledAt)",
+                ExpressionAttributeValues={":now": now.isoformat()},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise self._unavailable(error) from error
+            if _old_item(error) is None:
+                raise OrderNotFound(order_id) from error
+            raise OrderAlreadyFulfilled(f"order {order_id} was fulfilled: not refunding it") from error
         except BotoCoreError as error:
             raise self._unavailable(error) from error
 

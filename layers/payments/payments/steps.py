@@ -96,6 +96,7 @@ def refund_payment(
         message = name
     if name != "OutOfStock":
         name, message = "FulfilmentFailed", f"fulfilment failed: {message}"
+    orders.reserve_refund(order.order_id, now)  # OrderAlreadyFulfilled: its step failed after it committed
     refund_id = stripe.refund(payment_intent_id, reason=name)
     orders.append_status(order.order_id, "refunded", now, reason=message, refundId=refund_id)
     return {"refundId": refund_id, "error": name, "reason": message}

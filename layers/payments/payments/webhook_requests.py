@@ -22,7 +22,7 @@ class WebhookRejected(Exception):
 def _timestamp(signature_header: str) -> int:
     for part in signature_header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isascii() and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             return int(value)
     raise WebhookRejected(400, "Stripe-Signature has no timestamp")
 
@@ -50,6 +50,8 @@ def verify_stripe_request(
     signature = headers.get("stripe-signature", "")
     if not signature:
         raise WebhookRejected(400, "missing Stripe-Signature header")
+    if not signature.isascii():  # stripe-python's constant-time compare raises TypeError on it
+        raise WebhookRejected(400, "Stripe-Signature is not ASCII")
     if _timestamp(signature) > now + tolerance_seconds:
         raise WebhookRejected(400, "Stripe-Signature timestamp is in the future")
     try:
@@ -68,7 +70,7 @@ def verify_stripe_request(
         raise WebhookRejected(400, "signature does not match, or its timestamp is too old")
     try:
         event = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         raise WebhookRejected(400, "body is not JSON") from None
     if not isinstance(event, dict):
         raise WebhookRejected(400, "body is not a JSON object")

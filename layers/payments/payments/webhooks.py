@@ -48,6 +48,11 @@ class WebhookResult(StrEnum):
     MALFORMED = "malformed"  # signed by Stripe but not an event we can read
 
 
+def _is_unix_time(value: Any) -> bool:
+    """Stripe's `created`: seconds since the epoch. Anything else can neither order events nor be stored."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**11
+
+
 def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> dict[str, Any]:
     """The task output the execution resumes with."""
     error = payment_intent.get("last_payment_error") or {}
@@ -77,12 +82,18 @@ def handle_payment_event(
         or payment_intent.get("object") != "payment_intent"
         or not isinstance(payment_intent.get("id"), str)
         or not isinstance(event_id, str)
-        or not isinstance(created, int)
+        or not _is_unix_time(created)
+        or not isinstance(payment_intent.get("metadata") or {}, dict)
+        or not isinstance(payment_intent.get("last_payment_error") or {}, dict)
     ):
         return WebhookResult.MALFORMED
     metadata = payment_intent.get("metadata") or {}
-    if metadata.get("app_id") != app_id or not metadata.get("order_id"):
+    # `account` is set only on events of connected accounts (Connect): never a PaymentIntent of ours.
+    if event.get("account") or metadata.get("app_id") != app_id or not metadata.get("order_id"):
         return WebhookResult.NOT_OURS
+    attempt = str(metadata.get("attempt") or 1)
+    if not (attempt.isascii() and attempt.isdigit() and len(attempt) <= 3):
+        return WebhookResult.MALFORMED
 
     outcome = outcome_of(event_id, payment_intent, kind.status) if kind.resumes else None
     applied, item = payments.record_event(
@@ -94,7 +105,7 @@ def handle_payment_event(
         outcome=outcome,
         terminal=kind.terminal,
         order_id=str(metadata["order_id"]),
-        attempt=int(metadata.get("attempt") or 1),
+        attempt=int(attempt),
         now=now,
     )
     if not kind.resumes:

@@ -1,0 +1,79 @@
+"""`make bench`: measure the webhook, each payment path, the packages and local throughput; write BENCHMARKS.md.
+
+Progress goes to stderr; the last line on stdout is the summary, `bench: cold_start_ratio=X
+webhook_aws_calls=N transitions_happy=N usd_per_million=X max_package_mb=X local_payments_per_s=X`.
+Not part of `make test`: these are measurements, not timed tests.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from local_runtime.template import ROOT
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15, help="cold-start rounds (each runs both handlers)")
+    parser.add_argument("--traced-runs", type=int, default=5, help="cold-start rounds, in Lambda with tracing on")
+    parser.add_argument("--warm-calls", type=int, default=1000, help="warm webhook invocations per handler")
+    parser.add_argument("--payments", type=int, default=1000, help="payments for the throughput run")
+    parser.add_argument("--window", type=int, default=25, help="payments in flight at most during the throughput run")
+    parser.add_argument("--deadline", type=float, default=180, help="seconds the throughput run may take at most")
+    parser.add_argument("--no-build", action="store_true", help="estimate package sizes instead of running sam build")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    from bench import package_size, payments, report, webhook
+    from bench.local_stack import local_stack
+
+    progress("building the Lambda-like import path")
+    webhook.prepare()
+    progress(f"webhook cold start, fresh process, {args.runs} rounds")
+    cold = webhook.cold_start(args.runs)
+    progress(f"  ours {cold.median('ours'):.0f} ms, naive {cold.median('naive'):.0f} ms, ratio {cold.ratio:.3f}")
+    progress(f"webhook cold start, in Lambda with tracing on, {args.traced_runs} rounds")
+    cold_traced = webhook.cold_start(args.traced_runs, lambda_traced=True)
+    progress(f"warm webhook latency, {args.warm_calls} events each")
+    warm = webhook.warm_latency(args.warm_calls)
+
+    progress("payment paths on the local stack")
+    with local_stack() as stack:
+        payments.warm_up(stack)
+        paths = {}
+        for path in payments.PATHS:
+            paths[path] = counts = payments.measure_path(stack, path)
+            progress(f"  {path}: {counts.final_state}, {counts.transitions} transitions")
+        critical = payments.webhook_critical_path(stack)
+        progress(f"  webhook critical path: {', '.join(critical.calls)}")
+    progress(f"throughput: {args.payments} payments, {args.window} in flight, deadline {args.deadline:.0f} s")
+    with local_stack(PaymentTimeoutSeconds="600") as stack:
+        payments.warm_up(stack)
+        throughput = payments.throughput(stack, args.payments, args.window, args.deadline)
+    progress(f"  {throughput.finished} finished in {throughput.seconds:.0f} s")
+
+    if args.no_build:
+        packages = package_size.estimate("estimated from the dev venv's installed distributions (--no-build)")
+    else:
+        progress("sam build into a temporary directory")
+        packages = package_size.measure()
+    progress(f"  {packages.method}")
+
+    command = "python -m bench " + " ".join(argv) if argv else "make bench"
+    results = report.Results(
+        cold, cold_traced, warm, paths, critical, throughput, packages, time.monotonic() - started, command
+    )
+    report.write(args.output, report.render(results))
+    progress(f"wrote {args.output}")
+    print(results.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,76 @@
+"""A Lambda-like import path built from the dev venv: the layer's packages plus the runtime's boto3.
+
+The dev venv holds much more than a function sees in Lambda (moto, SAM CLI, awscrt, pyOpenSSL,
+pydantic...), and botocore, urllib3 and stripe import some of those opportunistically when they
+are present. Benchmarks that time imports run under `python -I -S` with only this directory
+(symlinks into the venv's site-packages) on sys.path, so they import what Lambda would.
+"""
+
+import importlib.metadata as metadata
+import shutil
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_REQUIREMENTS = ROOT / "layers" / "payments" / "requirements.txt"
+# What the python3.13 Lambda runtime ships besides the standard library.
+RUNTIME_PACKAGES = ("boto3",)
+
+
+def _requirements(path: Path) -> list[Requirement]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
+    """Every installed distribution the roots need, with their extras, by normalized name."""
+    found: dict[str, metadata.Distribution] = {}
+    pending = [(root, frozenset(root.extras)) for root in roots]
+    while pending:
+        requirement, extras = pending.pop()
+        distribution = metadata.distribution(requirement.name)
+        key = distribution.metadata["Name"].lower().replace("_", "-")
+        if key in found and not extras:
+            continue
+        found[key] = distribution
+        for raw in distribution.requires or []:
+            dependency = Requirement(raw)
+            wanted = dependency.marker is None or any(
+                dependency.marker.evaluate({"extra": extra}) for extra in (extras or {""})
+            )
+            if wanted:
+                pending.append((dependency, frozenset(dependency.extras)))
+    return found
+
+
+def layer_distributions() -> dict[str, metadata.Distribution]:
+    return closure(_requirements(LAYER_REQUIREMENTS))
+
+
+def runtime_distributions() -> dict[str, metadata.Distribution]:
+    return closure([Requirement(name) for name in RUNTIME_PACKAGES])
+
+
+def top_level_paths(distribution: metadata.Distribution) -> set[Path]:
+    """The importable files and directories a distribution installed (no dist-info, no scripts)."""
+    paths = set()
+    for file in distribution.files or []:
+        first = file.parts[0]
+        if first == ".." or first.endswith((".dist-info", ".data")) or first == "__pycache__":
+            continue
+        paths.add(Path(distribution.locate_file(first)))
+    return paths
+
+
+def build(target: Path) -> Path:
+    """(Re)create `target` as a directory of symlinks: the layer's closure plus the runtime's boto3."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for distribution in {**runtime_distributions(), **layer_distributions()}.values():
+        for path in top_level_paths(distribution):
+            link = target / path.name
+            if path.exists() and not link.exists():
+                link.symlink_to(path)
+    return target
