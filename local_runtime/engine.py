@@ -29,6 +29,7 @@ import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from local_runtime.template import REGION, FunctionSpec, Template
 
@@ -94,6 +95,9 @@ class LocalCloud:
         self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
         self.aws = AwsTraffic()
         self._aws_patch = mock.patch.object(BaseResponse, "call_action", self.aws.wrap(BaseResponse.call_action))
+        self._token_patch = mock.patch.object(
+            StepFunctionsParserBackend, "send_task_success", _send_task_success(StepFunctionsParserBackend)
+        )
         self._gateway: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
@@ -109,6 +113,7 @@ class LocalCloud:
         self._mock.start()
         self._invoke_patch.start()
         self._aws_patch.start()
+        self._token_patch.start()
         try:
             self._deploy()
         except BaseException:
@@ -120,6 +125,7 @@ class LocalCloud:
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
+        self._token_patch.stop()
         self._aws_patch.stop()
         self._invoke_patch.stop()
         self._mock.stop()
@@ -377,6 +383,23 @@ class AwsTraffic:
             with self._lock:
                 self._used_tokens.add(token)
         return result
+
+
+def _send_task_success(backend_class: Any) -> Callable[..., Any]:
+    """moto's send_task_success reads the environment of every running execution, and one started a
+    moment ago has none yet: AttributeError, which the caller sees as a 500 that AWS never gives.
+    Such an execution holds no task token, so try again once it has one."""
+    real = backend_class.send_task_success
+
+    def send_task_success(backend: Any, task_token: str, outcome: str) -> Any:
+        for _ in range(100):
+            try:
+                return real(backend, task_token, outcome)
+            except AttributeError:  # it returns as soon as it has notified: nothing was resumed yet
+                time.sleep(0.01)
+        return real(backend, task_token, outcome)
+
+    return send_task_success
 
 
 def _body(response: Any) -> str:

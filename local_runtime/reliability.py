@@ -241,6 +241,10 @@ class Stack:
             return result, error
 
         cloud.invoke_function = invoke_function  # type: ignore[method-assign]
+        # A client that gave up waiting (FakeStripe's own delivery waits 5 s) makes the HTTP API's reply a
+        # BrokenPipeError, printed with its traceback; the client has recorded its timeout already.
+        if cloud._gateway is not None:
+            cloud._gateway.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.watcher.stop()
@@ -1022,6 +1026,7 @@ class ScheduleRun:
         self.rng = random.Random(schedule.seed)
         self._stripe_faults: list[Any] = []
         self._aws_faults: list[Fault] = []
+        self._fired = 0  # how many of this schedule's requests a fault failed
         self._done = threading.Event()
 
     def run(self) -> Verdict:
@@ -1067,8 +1072,6 @@ class ScheduleRun:
         return verdict
 
     # -- faults aimed at this order --------------------------------------------------------------
-
-    _fired = 0
 
     def _mine(self, text: str) -> bool:
         if self.order_id in text:
@@ -2087,6 +2090,35 @@ def reproduce(seed: int, count: int, indexes: list[int]) -> int:
     return 1 if failed else 0
 
 
+class LoadProcess:
+    """run_load in a process of its own (spawned: a fresh interpreter, no mock inherited)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_load_child, args=(count, seed, send), name="reliability-load")
+        self._process.start()
+        send.close()
+
+    def result(self) -> LoadReport:
+        report: LoadReport | BaseException = self._receive.recv()
+        if isinstance(report, BaseException):
+            raise report
+        return report
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+
+
+def _load_child(count: int, seed: int, send: Any) -> None:
+    try:
+        send.send(run_load(count, seed))
+    except BaseException as failure:  # noqa: BLE001 - handed to the parent, which raises it
+        send.send(RuntimeError(f"load test failed: {failure!r}\n{traceback.format_exc()}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -2112,14 +2144,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(BAD_STARTS)} bad start inputs"
     )
     results = Results(seed=args.seed)
-    load_job = None
-    pool = None
+    load = None
     if args.concurrent and not args.serial:
         # The load test has a process (and a core) of its own: one Python process runs on one core.
-        pool = __import__("concurrent.futures").futures.ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
-        )
-        load_job = pool.submit(run_load, args.concurrent, args.seed)
+        load = LoadProcess(args.concurrent, args.seed)
         say(f"load: {args.concurrent} payments starting in a second process")
     try:
         if args.schedules:
@@ -2130,12 +2158,12 @@ def main(argv: list[str] | None = None) -> int:
         failing = sum(1 for c in results.webhook_cases if not c.ok) + sum(1 for b in results.bad_starts if not b.ok)
         say(f"bad inputs done: {failing} not as expected")
         if args.concurrent:
-            results.load = load_job.result() if load_job is not None else run_load(args.concurrent, args.seed)
+            results.load = load.result() if load is not None else run_load(args.concurrent, args.seed)
             results.executions += results.load.executions
             say(f"load done: {results.load.count} payments final after {results.load.wall_seconds:.1f}s")
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if load is not None:
+            load.stop()
     print(report(results), flush=True)
     say("done")
     print(results.summary_line(), flush=True)
