@@ -1046,10 +1046,13 @@ class FakeStripe:
             return None, f"{type(e).__name__}: {e}"
 
 
-def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
-    """The Stripe-Signature header value: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>."""
+def sign_payload(payload: str | bytes, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header value: t=<unix>,v1=<hex HMAC-SHA256(secret, "t.payload")>.
+
+    Bytes are signed as they are, so that a body that is not UTF-8 can be signed too."""
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.{payload}".encode(), hashlib.sha256)
+    body = payload if isinstance(payload, bytes) else payload.encode()
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256)
     return f"t={t},v1={mac.hexdigest()}"
 
 

@@ -29,8 +29,6 @@ import base64
 import contextlib
 import copy
 import functools
-import hashlib
-import hmac
 import http.client
 import io
 import json
@@ -54,6 +52,7 @@ from unittest import mock
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+from local_runtime import scenarios
 from local_runtime.engine import Fault, LocalCloud
 from local_runtime.fake_stripe import FakeStripe, sign_payload
 from local_runtime.scenarios import LOCAL_PARAMETERS, final_state, seed_inventory
@@ -873,18 +872,7 @@ def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Sc
 
 
 def order_input(order_id: str, payment: Payment) -> dict[str, Any]:
-    unit = 1000
-    method = payment.method or ""
-    order: dict[str, Any] = {
-        "orderId": order_id,
-        "amount": unit * sum(quantity for _, quantity in payment.items),
-        "currency": "eur" if method.endswith("_de") else "usd",
-        "customer": {"id": "cus_Reliability01", "email": "ada@shop.example"},
-        "items": [{"sku": sku, "quantity": quantity, "unitAmount": unit} for sku, quantity in payment.items],
-    }
-    if payment.method:
-        order["paymentMethod"] = payment.method
-    return order
+    return scenarios.order_input(order_id, payment.method, payment.items, customer_id="cus_Reliability01")
 
 
 # ============================================================================= verdicts
@@ -1283,9 +1271,7 @@ def _foreign(target: Target, **changes: Any) -> dict[str, Any]:
 
 
 def _signature(payload: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> str:
-    """Stripe's scheme over raw bytes (so that non-UTF-8 bodies can be signed too)."""
-    t = _now() if timestamp is None else timestamp
-    return f"t={t},v1={hmac.new(secret.encode(), f'{t}.'.encode() + payload, hashlib.sha256).hexdigest()}"
+    return sign_payload(payload, secret, _now() if timestamp is None else timestamp)
 
 
 def _signed(

@@ -1,6 +1,5 @@
 """Payment scenarios run end to end on the local stack, and the invariants checked after each."""
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -58,18 +57,28 @@ SCENARIOS = (
 )  # fmt: skip
 
 
-def order_for(scenario: Scenario, order_id: str) -> dict[str, Any]:
+def order_input(
+    order_id: str,
+    payment_method: str | None,
+    items: tuple[tuple[str, int], ...],
+    customer_id: str = "cus_LocalDemo01",
+) -> dict[str, Any]:
+    """A start input: 10.00 a unit, in euros for a SEPA debit (`pm_*_de`), else dollars."""
     unit = 1000
     order: dict[str, Any] = {
         "orderId": order_id,
-        "amount": unit * sum(quantity for _, quantity in scenario.items),
-        "currency": "eur" if scenario.payment_method and scenario.payment_method.endswith("_de") else "usd",
-        "customer": {"id": "cus_LocalDemo01", "email": "ada@shop.example"},
-        "items": [{"sku": sku, "quantity": quantity, "unitAmount": unit} for sku, quantity in scenario.items],
+        "amount": unit * sum(quantity for _, quantity in items),
+        "currency": "eur" if payment_method and payment_method.endswith("_de") else "usd",
+        "customer": {"id": customer_id, "email": "ada@shop.example"},
+        "items": [{"sku": sku, "quantity": quantity, "unitAmount": unit} for sku, quantity in items],
     }
-    if scenario.payment_method:
-        order["paymentMethod"] = scenario.payment_method
+    if payment_method:
+        order["paymentMethod"] = payment_method
     return order
+
+
+def order_for(scenario: Scenario, order_id: str) -> dict[str, Any]:
+    return order_input(order_id, scenario.payment_method, scenario.items)
 
 
 @dataclass
@@ -248,6 +257,3 @@ def summary_table(outcomes: list[Outcome]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
