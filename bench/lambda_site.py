@@ -7,6 +7,7 @@ are present. Benchmarks that time imports run under `python -I -S` with only thi
 """
 
 import importlib.metadata as metadata
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_REQUIREMENTS = ROOT / "layers" / "payments" / "requirements.txt"
+LAYER_MAKEFILE = ROOT / "layers" / "payments" / "Makefile"
 # What the python3.13 Lambda runtime ships besides the standard library.
 RUNTIME_PACKAGES = ("boto3",)
 
@@ -45,7 +47,27 @@ def closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
 
 
 def layer_distributions() -> dict[str, metadata.Distribution]:
-    return closure(_requirements(LAYER_REQUIREMENTS))
+    """The distributions the layer installs: its pins, without their dependencies (`--no-deps`)."""
+    found = {}
+    for requirement in _requirements(LAYER_REQUIREMENTS):
+        distribution = metadata.distribution(requirement.name)
+        found[distribution.metadata["Name"].lower().replace("_", "-")] = distribution
+    return found
+
+
+def removed_from_layer() -> list[str]:
+    """The paths, relative to the layer's python/, that its Makefile deletes after installing."""
+    paths = []
+    for line in LAYER_MAKEFILE.read_text().splitlines():
+        if line.strip().startswith("rm "):
+            paths += re.findall(r'"\$\(SITE\)"?/([^"\s]+)', line)
+    return paths
+
+
+def modules_removed_from_layer() -> tuple[str, ...]:
+    """The importable packages among `removed_from_layer()`, as module names."""
+    site = Path(metadata.distribution("stripe").locate_file(""))
+    return tuple(path.replace("/", ".") for path in removed_from_layer() if (site / path / "__init__.py").exists())
 
 
 def runtime_distributions() -> dict[str, metadata.Distribution]:

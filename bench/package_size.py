@@ -9,15 +9,13 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 from bench import lambda_site
 from local_runtime.template import ROOT, Template
 
 MIB = 1024 * 1024
-# Provided by the python3.13 runtime (with boto3), yet installed into the layer because aws-xray-sdk
-# (Powertools' `tracer` extra) requires botocore: botocore and what only it needs.
-RUNTIME_DUPLICATES = frozenset({"botocore", "dateutil", "python_dateutil", "six"})
 
 
 @dataclass
@@ -30,13 +28,6 @@ class PackageSizes:
     @property
     def max_function(self) -> int:
         return max(self.functions.values())
-
-    @property
-    def runtime_duplicates(self) -> int:
-        """Bytes of the layer that the Lambda runtime already provides."""
-        return sum(
-            size for name, size in self.layer_parts.items() if name.split("-")[0].split(".")[0] in RUNTIME_DUPLICATES
-        )
 
 
 def tree_size(path: Path) -> int:
@@ -84,9 +75,13 @@ def _sam_build(timeout: float) -> PackageSizes:
 def estimate(method: str) -> PackageSizes:
     template = Template("stripe-payments")
     functions = {logical_id: tree_size(spec.code_dir) for logical_id, spec in template.functions().items()}
+    removed = lambda_site.removed_from_layer()
     parts: dict[str, int] = {}
     for distribution in lambda_site.layer_distributions().values():
         for file in distribution.files or []:
+            if file.parts[0] == ".." or any(fnmatch(file.as_posix(), f"{path}*") for path in removed):
+                continue
             parts[file.parts[0]] = parts.get(file.parts[0], 0) + (file.size or 0)
-    parts["payments"] = tree_size(ROOT / "layers" / "payments" / "payments")
+    domain = ROOT / "layers" / "payments" / "payments"
+    parts["payments"] = sum(f.stat().st_size for f in domain.rglob("*.py"))
     return PackageSizes(method, functions, sum(parts.values()), parts)

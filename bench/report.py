@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import costs
+from bench import costs, lambda_site
 from bench.package_size import MIB, PackageSizes
 from bench.payments import PathCounts, Throughput, WebhookPath
 from bench.webhook import ColdStart, Warm
@@ -234,8 +234,8 @@ def render(r: Results) -> str:
         "",
         f"PaymentsLayer: {r.packages.layer / MIB:.1f} MB; largest entries: "
         + ", ".join(f"{name} {size / MIB:.1f} MB" for name, size in biggest)
-        + f". Of it, {r.packages.runtime_duplicates / MIB:.1f} MB (botocore, python-dateutil, six) duplicates what "
-        "the python3.13 runtime ships: aws-xray-sdk, from Powertools' `tracer` extra, requires botocore.",
+        + ". It holds what the python3.13 runtime lacks (boto3 and its dependencies come with the runtime), without "
+        "what its Makefile removes: " + ", ".join(f"`{path}`" for path in lambda_site.removed_from_layer()) + ".",
         "",
     ]
 

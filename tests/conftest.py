@@ -1,10 +1,14 @@
 """Shared by every test: fake AWS credentials and region, handler loading, a sample order."""
 
+import importlib.abc
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from bench.lambda_site import modules_removed_from_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,6 +22,20 @@ os.environ.update(
     POWERTOOLS_METRICS_DISABLED="true",
     POWERTOOLS_SERVICE_NAME="stripe-payments-test",
 )
+
+
+class LeftOutOfTheLayer(importlib.abc.MetaPathFinder):
+    """Modules layers/payments/Makefile deletes from PaymentsLayer: importing one works in the dev
+    venv and fails in Lambda, so it fails every test here too."""
+
+    modules = modules_removed_from_layer()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if any(name == module or name.startswith(module + ".") for module in self.modules):
+            raise ModuleNotFoundError(f"{name} is left out of PaymentsLayer (layers/payments/Makefile)", name=name)
+
+
+sys.meta_path.insert(0, LeftOutOfTheLayer())
 
 
 def load_function(name: str) -> ModuleType:

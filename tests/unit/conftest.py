@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from local_runtime.template import Template
+from payments.records import with_python_values
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,9 @@ def tables(aws: None, boto_session: boto3.Session, table_specs: dict[str, dict[s
         )
         made[logical_id] = resource.Table(logical_id)
     return made
+
+
+@pytest.fixture
+def dynamodb(tables: dict[str, Any], boto_session: boto3.Session) -> Any:
+    """The client the records use, over the template's tables (as `payments.adapters` builds it)."""
+    return with_python_values(boto_session.client("dynamodb"))

@@ -17,13 +17,13 @@ LATER = NOW + timedelta(minutes=5)
 
 
 @pytest.fixture
-def payments(tables: dict[str, Any]) -> PaymentRecords:
-    return PaymentRecords(tables["PaymentsTable"])
+def payments(dynamodb: Any, tables: dict[str, Any]) -> PaymentRecords:
+    return PaymentRecords(dynamodb, "PaymentsTable")
 
 
 @pytest.fixture
-def orders(tables: dict[str, Any]) -> OrderRecords:
-    return OrderRecords(tables["OrdersTable"], tables["InventoryTable"])
+def orders(dynamodb: Any, tables: dict[str, Any]) -> OrderRecords:
+    return OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
 
 
 @pytest.fixture
@@ -156,9 +156,7 @@ def test_record_event_refuses_older_and_returns_the_item_as_it_stands(payments: 
     assert (item["status"], item["lastEventId"]) == ("succeeded", "evt_ok")
 
 
-class _ThrottledTable:
-    name = "Throttled"
-
+class _ThrottledDynamoDB:
     def update_item(self, **_: Any) -> None:
         raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
 
@@ -186,7 +184,7 @@ class _ThrottledTable:
 )  # fmt: skip
 def test_throttled_payments_table_raises_aws_unavailable(call) -> None:
     with pytest.raises(AwsUnavailable, match="payments table"):
-        call(PaymentRecords(_ThrottledTable()))
+        call(PaymentRecords(_ThrottledDynamoDB(), "PaymentsTable"))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +197,7 @@ def test_throttled_payments_table_raises_aws_unavailable(call) -> None:
 )
 def test_throttled_orders_table_raises_aws_unavailable(call, order: Order) -> None:
     with pytest.raises(AwsUnavailable, match="orders"):
-        call(OrderRecords(_ThrottledTable(), _ThrottledTable()), order)
+        call(OrderRecords(_ThrottledDynamoDB(), "OrdersTable", "InventoryTable"), order)
 
 
 # --- OrderRecords -----------------------------------------------------------------------------

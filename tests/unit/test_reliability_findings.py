@@ -67,8 +67,8 @@ def test_json_nested_deeper_than_the_parser_goes_is_a_400() -> None:
 
 
 @pytest.fixture
-def handle(tables: dict[str, Any]):  # type: ignore[no-untyped-def]
-    payments = PaymentRecords(tables["PaymentsTable"])
+def handle(dynamodb: Any, tables: dict[str, Any]):  # type: ignore[no-untyped-def]
+    payments = PaymentRecords(dynamodb, "PaymentsTable")
 
     def _handle(event: dict[str, Any]) -> tuple[WebhookResult, list[dict[str, Any]]]:
         result = handle_payment_event(
@@ -114,11 +114,11 @@ def fake() -> Iterator[FakeStripe]:
         yield server
 
 
-def test_refund_refuses_an_order_that_was_fulfilled(fake: FakeStripe, tables: dict[str, Any]) -> None:
+def test_refund_refuses_an_order_that_was_fulfilled(dynamodb: Any, fake: FakeStripe, tables: dict[str, Any]) -> None:
     # Given a paid order whose FulfilOrder committed, then failed past its Retry (a Lambda timeout, say)
     tables["InventoryTable"].put_item(Item={"sku": "MUG-BLUE", "available": 10})
     tables["InventoryTable"].put_item(Item={"sku": "TEA-EARL", "available": 10})
-    orders = OrderRecords(tables["OrdersTable"], tables["InventoryTable"])
+    orders = OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
     order = parse_order(sample_order(orderId=unique("order")))
     orders.record_received(order, "arn:exec", NOW)
     gateway = StripeGateway.connect("sk_test_findings", fake.url, network_retries=0, app_id=APP_ID)

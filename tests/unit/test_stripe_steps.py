@@ -33,8 +33,8 @@ def gateway(fake: FakeStripe) -> StripeGateway:
 
 
 @pytest.fixture
-def records(tables) -> tuple[PaymentRecords, OrderRecords]:
-    return PaymentRecords(tables["PaymentsTable"]), OrderRecords(tables["OrdersTable"], tables["InventoryTable"])
+def records(dynamodb, tables) -> tuple[PaymentRecords, OrderRecords]:
+    return PaymentRecords(dynamodb, "PaymentsTable"), OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
 
 
 def order(payment_method: str | None = "pm_card_visa"):

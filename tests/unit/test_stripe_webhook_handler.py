@@ -141,9 +141,11 @@ def test_valid_event_is_recorded_and_answered_200(webhook: ModuleType, tables) -
     assert (item["paymentIntentId"], item["status"]) == (pi, "succeeded")
 
 
-def test_valid_event_with_a_waiting_token_resumes(webhook: ModuleType, tables, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_valid_event_with_a_waiting_token_resumes(
+    webhook: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pi = unique("pi")
-    PaymentRecords(tables["PaymentsTable"]).store_task_token(pi, "token-h1", 1_900_000_000, _now())
+    PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h1", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
     monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))
 
@@ -153,9 +155,11 @@ def test_valid_event_with_a_waiting_token_resumes(webhook: ModuleType, tables, m
     assert [(token, out["status"]) for token, out in sfn.resumed] == [("token-h1", "succeeded")]
 
 
-def test_transient_failure_of_ours_answers_503(webhook: ModuleType, tables, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_failure_of_ours_answers_503(
+    webhook: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pi = unique("pi")
-    PaymentRecords(tables["PaymentsTable"]).store_task_token(pi, "token-h2", 1_900_000_000, _now())
+    PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h2", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
     sfn.fail_next = ["ThrottlingException"]
     monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))
@@ -166,9 +170,11 @@ def test_transient_failure_of_ours_answers_503(webhook: ModuleType, tables, monk
     assert body == {"error": "temporarily unavailable"}
 
 
-def test_spent_token_answers_200(webhook: ModuleType, tables, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spent_token_answers_200(
+    webhook: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pi = unique("pi")
-    PaymentRecords(tables["PaymentsTable"]).store_task_token(pi, "token-h3", 1_900_000_000, _now())
+    PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h3", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
     sfn.fail_next = ["TaskTimedOut"]
     monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))

@@ -16,8 +16,8 @@ NOW = datetime(2024, 5, 29, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def payments(tables: dict[str, Any]) -> PaymentRecords:
-    return PaymentRecords(tables["PaymentsTable"])
+def payments(dynamodb: Any, tables: dict[str, Any]) -> PaymentRecords:
+    return PaymentRecords(dynamodb, "PaymentsTable")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from botocore.config import Config
 from payments.config import settings
 from payments.credentials import stripe_credentials
 from payments.notifications import Mailer
-from payments.records import OrderRecords, PaymentRecords
+from payments.records import OrderRecords, PaymentRecords, with_python_values
 from payments.stripe_gateway import StripeGateway
 from payments.task_tokens import TaskTokens
 
@@ -19,17 +19,17 @@ AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}
 
 @cache
 def _dynamodb():  # type: ignore[no-untyped-def]
-    return boto3.resource("dynamodb", config=AWS_CLIENT_CONFIG)
+    return with_python_values(boto3.client("dynamodb", config=AWS_CLIENT_CONFIG))
 
 
 @cache
 def payment_records() -> PaymentRecords:
-    return PaymentRecords(_dynamodb().Table(settings().payments_table))
+    return PaymentRecords(_dynamodb(), settings().payments_table)
 
 
 @cache
 def order_records() -> OrderRecords:
-    return OrderRecords(_dynamodb().Table(settings().orders_table), _dynamodb().Table(settings().inventory_table))
+    return OrderRecords(_dynamodb(), settings().orders_table, settings().inventory_table)
 
 
 @cache
