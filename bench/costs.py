@@ -181,33 +181,3 @@ def noted(counts: PathCounts) -> dict[str, float]:
         "X-Ray (every trace recorded)": traces * PRICES["trace"].usd,
         "CloudWatch Logs": log_bytes / 1e9 * PRICES["log_gb"].usd,
     }
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    title: str
-    change: str
-    transitions_saved: dict[str, int]  # path -> transitions fewer per payment
-    verified: str
-
-
-def asl_recommendations(paths: dict[str, PathCounts]) -> list[Recommendation]:
-    retries = {name: counts.states.count("NextAttempt") for name, counts in paths.items()}
-    return [
-        Recommendation(
-            "Fold StartFirstAttempt into AcceptOrder",
-            'AcceptOrder gets `"ResultSelector": {"order.$": "$.Payload", "attempt": 1, "settings": {…the three '
-            '`States.StringToJson(\'${…}\')` entries of StartFirstAttempt…}}` and `"Next": "CreatePaymentIntent"`; '
-            "the StartFirstAttempt Pass state goes.",
-            {name: 1 for name in paths},
-            "all 12 demo scenarios pass on moto with the change",
-        ),
-        Recommendation(
-            "One Pass state per retry instead of two",
-            'NextAttempt becomes `{"Type": "Pass", "Parameters": {"order.$": "$.order", "attempt.$": '
-            '"States.MathAdd($.attempt, 1)", "settings.$": "$.settings"}, "Next": "WaitBeforeRetry"}` and '
-            "CountAttempt goes (the next attempt starts from the order alone, with no stale outcome of the last one).",
-            retries,
-            "all 12 demo scenarios pass on moto with the change",
-        ),
-    ]

@@ -217,14 +217,6 @@ def render(r: Results) -> str:
         out.append(f"| {name} | {r.memory.get(name, 0)} MB | {ms} ms | {measured} |")
     out += [""]
 
-    out += ["### Recommendations for the state machine (not applied here)", ""]
-    for rec in costs.asl_recommendations(r.paths):
-        saved = ", ".join(
-            f"{p} −{n} ({n / r.paths[p].transitions:.0%}, ${_usd(n * costs.PRICES['transition'].usd * 1e6)}/M)"
-            for p, n in rec.transitions_saved.items()
-        )
-        out += [f"- **{rec.title}.** {rec.change} Saves per payment: {saved}. Checked: {rec.verified}.", ""]
-
     out += ["### Package size", "", f"Method: {r.packages.method}. Unpacked, MB = 2^20 bytes.", ""]
     out += ["| Function | Function package | With PaymentsLayer |", "| --- | --- | --- |"]
     for name, size in sorted(r.packages.functions.items()):

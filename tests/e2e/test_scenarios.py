@@ -1,8 +1,13 @@
 """Every scenario of `make demo`, through the real ASL and the real handlers."""
 
+import json
+from typing import Any
+
 import pytest
 
-from local_runtime.scenarios import SCENARIOS, Scenario, payment_intents_of, run_scenario
+from local_runtime.engine import LocalCloud
+from local_runtime.fake_stripe import FakeStripe
+from local_runtime.scenarios import LOCAL_PARAMETERS, SCENARIOS, Scenario, payment_intents_of, run_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +30,46 @@ def test_insufficient_funds_makes_one_payment_intent_per_attempt(cloud, stripe) 
     attempts = sorted(pi["metadata"]["attempt"] for pi in payment_intents_of(stripe, outcome.order_id))
     assert attempts == ["1", "2"]
     assert all(pi["status"] == "canceled" for pi in payment_intents_of(stripe, outcome.order_id))
+    creates = {r.idempotency_key for r in stripe.requests if r.method == "POST" and r.path == "/v1/payment_intents"}
+    assert {f"{outcome.order_id}:attempt-1:create", f"{outcome.order_id}:attempt-2:create"} <= creates
+    assert f"{outcome.order_id}:attempt-3:create" not in creates  # MaxPaymentAttempts is 2 here
+
+
+def _states_entered(cloud: LocalCloud, order_id: str) -> list[dict[str, Any]]:
+    arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + order_id
+    return [e["stateEnteredEventDetails"] for e in cloud.history(arn) if e["type"].endswith("StateEntered")]
+
+
+def test_a_card_payment_enters_no_state_it_does_not_need(cloud: LocalCloud, stripe: FakeStripe) -> None:
+    # Step Functions bills every state entered: AcceptOrder's result is already the first attempt's state
+    outcome = run_scenario(cloud, stripe, next(s for s in SCENARIOS if s.name == "succeeded"))
+
+    entered = _states_entered(cloud, outcome.order_id)
+    assert [state["name"] for state in entered] == [
+        "AcceptOrder", "CreatePaymentIntent", "WaitForPaymentOutcome", "RouteOutcome", "FulfilOrder", "SendReceipt",
+        "PaymentSucceeded",
+    ]  # fmt: skip
+    first = json.loads(entered[1]["input"])
+    assert first["order"]["orderId"] == outcome.order_id
+    assert (first["attempt"], first["settings"]) == (
+        1,
+        {
+            "maxAttempts": int(LOCAL_PARAMETERS["MaxPaymentAttempts"]),
+            "retryDelaySeconds": int(LOCAL_PARAMETERS["RetryDelaySeconds"]),
+            "paymentTimeoutSeconds": int(LOCAL_PARAMETERS["PaymentTimeoutSeconds"]),
+        },
+    )
+
+
+def test_a_retry_starts_the_next_attempt_from_the_order_alone(cloud: LocalCloud, stripe: FakeStripe) -> None:
+    outcome = run_scenario(cloud, stripe, next(s for s in SCENARIOS if s.name == "insufficient funds"))
+
+    entered = _states_entered(cloud, outcome.order_id)
+    names = [state["name"] for state in entered]
+    retry = names.index("NotifyRetry")
+    assert names[retry : retry + 4] == ["NotifyRetry", "NextAttempt", "WaitBeforeRetry", "CreatePaymentIntent"]
+    first, second = (json.loads(entered[i]["input"]) for i in (1, retry + 3))
+    assert second == {"order": first["order"], "attempt": 2, "settings": first["settings"]}
 
 
 def test_duplicate_webhooks_fulfil_once(cloud, stripe) -> None:
