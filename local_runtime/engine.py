@@ -29,6 +29,16 @@ import boto3
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_operator_type import (
+    ComparisonOperatorType,
+)
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_variable import ComparisonVariable
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.variable import NoSuchVariable
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from local_runtime.template import REGION, FunctionSpec, Template
@@ -98,6 +108,9 @@ class LocalCloud:
         self._token_patch = mock.patch.object(
             StepFunctionsParserBackend, "send_task_success", _send_task_success(StepFunctionsParserBackend)
         )
+        self._choice_patch = mock.patch.object(
+            ComparisonVariable, "_eval_body", _fail_on_missing_path(ComparisonVariable._eval_body)
+        )
         self._gateway: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
@@ -114,6 +127,7 @@ class LocalCloud:
         self._invoke_patch.start()
         self._aws_patch.start()
         self._token_patch.start()
+        self._choice_patch.start()
         try:
             self._deploy()
         except BaseException:
@@ -125,6 +139,7 @@ class LocalCloud:
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
+        self._choice_patch.stop()
         self._token_patch.stop()
         self._aws_patch.stop()
         self._invoke_patch.stop()
@@ -400,6 +415,32 @@ def _send_task_success(backend_class: Any) -> Callable[..., Any]:
         return real(backend, task_token, outcome)
 
     return send_task_success
+
+
+def _fail_on_missing_path(real: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """A Choice rule on a path the input lacks fails the execution with States.Runtime in AWS
+    (only IsPresent may test a missing path); moto's rule is merely false."""
+
+    def eval_body(comparison: Any, env: Any) -> None:
+        if comparison.comparison_function.operator_type != ComparisonOperatorType.IsPresent:
+            comparison.variable.eval(env)
+            if isinstance(env.stack.pop(), NoSuchVariable):
+                path = comparison.variable.string_sampler.literal_value
+                cause = f"Invalid path '{path}': The choice state's condition path references an invalid value."
+                error = StatesErrorNameType.StatesRuntime
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=error),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(error=error.to_name(), cause=cause)
+                        ),
+                    )
+                )
+        real(comparison, env)
+
+    return eval_body
 
 
 def _body(response: Any) -> str:

@@ -116,3 +116,23 @@ def test_a_forged_success_with_a_stolen_task_token_fulfils_nothing(cloud, stripe
     assert execution["status"] == "FAILED"
     assert cloud.table("OrdersTable").get_item(Key={"orderId": order["orderId"]})["Item"]["status"] == "failed"
     assert stripe.payment_intents[item["paymentIntentId"]]["status"] == "canceled"
+
+
+def test_stripe_denying_a_reconciled_payment_ends_in_a_named_state(cloud, stripe) -> None:
+    # Given every webhook is lost, so the timeout asks Stripe, which says paid; but when
+    # FulfilOrder asks again Stripe no longer confirms it (no outcome was ever resumed)
+    reconciled = next(s for s in SCENARIOS if s.name == "timeout with reconcile")
+
+    def stripe_denies(logical_id: str, event: dict) -> None:
+        if logical_id == "FulfilOrderFunction":
+            stripe.payment_intents[event["paymentIntentId"]]["status"] = "canceled"
+
+    cloud.before_invoke = stripe_denies
+    try:
+        outcome = run_scenario(cloud, stripe, reconciled)
+    finally:
+        cloud.before_invoke = None
+
+    # Then the order fails by name, with nothing fulfilled, rather than on a missing outcome
+    assert (outcome.execution_status, outcome.final_state) == ("FAILED", "PaymentFailed")
+    assert outcome.order_status == "failed"
