@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import copy
-import functools
 import http.client
 import io
 import json
@@ -39,7 +37,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -95,96 +92,13 @@ UNPAID_FINAL_STATES = frozenset({"PaymentFailed", "PaymentCanceled", "PaymentTim
 PAID_FINAL_STATES = frozenset({"PaymentSucceeded", "Refunded"})
 
 
-# ============================================================================= the interpreter, tuned
-#
-# moto's Step Functions interpreter re-parses the definition with ANTLR for every execution, builds a
-# boto3 client for every task, compiles every JSONPath each time it reads one, and DynamoDB's
-# TransactWriteItems deep-copies each table it touches (all orders, for every fulfilment). Fine for a
-# test; at a thousand payments that is most of the CPU. These patches change none of the semantics:
-# the parsed program holds no per-execution state (that lives in the Environment), clients and parsed
-# JSONPaths are reused, and a cancelled transaction restores the items it touched instead of tables.
-
-
-@contextlib.contextmanager
-def tuned_interpreter() -> Iterator[None]:
-    from moto.dynamodb import models as dynamodb_models
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_dynamodb,
-    )
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-    lock = threading.Lock()
-    programs: dict[str, Any] = {}
-    clients: dict[tuple[str, str], Any] = {}
-
-    def program(worker: Any) -> Any:
-        definition = worker._evaluation_details.state_machine_details.definition
-        with lock:
-            if definition not in programs:
-                programs[definition] = AmazonStateLanguageParser.parse(definition)[0]
-            return programs[definition]
-
-    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        with lock:
-            if (region, service) not in clients:
-                clients[(region, service)] = boto_client.boto_client_for(region, service, state_credentials)
-            return clients[(region, service)]
-
-    in_transaction = threading.local()
-    real_transact = DynamoDBBackend.transact_write_items
-
-    def no_table_copies(value: Any, memo: Any = None) -> Any:
-        if getattr(in_transaction, "on", False) and isinstance(value, Table):
-            return value  # the items the transaction touches are saved below instead
-        return copy.deepcopy(value, memo)
-
-    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = []
-        for entry in transact_items:
-            operation = next(iter(entry.values()))
-            table = backend.get_table(operation["TableName"])
-            key = operation.get("Key") or operation["Item"]
-            hash_value = DynamoType(key[table.hash_key_attr])
-            saved.append((table, hash_value, copy.deepcopy(table.items.get(hash_value))))
-        in_transaction.on = True
-        try:
-            real_transact(backend, transact_items)
-        except BaseException:
-            for table, hash_value, item in reversed(saved):
-                if item is None:
-                    table.items.pop(hash_value, None)
-                else:
-                    table.items[hash_value] = item
-            raise
-        finally:
-            in_transaction.on = False
-
-    copy_module = types.SimpleNamespace(deepcopy=no_table_copies, copy=copy.copy)
-    with (
-        mock.patch.object(ExecutionWorker, "_get_evaluation_entrypoint", program),
-        mock.patch.object(lambda_eval_utils, "boto_client_for", client_for),
-        mock.patch.object(state_task_service_dynamodb, "boto_client_for", client_for),
-        mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(json_path.parse)),
-        mock.patch.object(dynamodb_models, "copy", copy_module),
-        mock.patch.object(DynamoDBBackend, "transact_write_items", transact_write_items),
-    ):
-        yield
-
-
 @contextlib.contextmanager
 def local_stack(parameters: dict[str, str], *, async_settle_seconds: float = 0.5) -> Iterator[Stack]:
-    """FakeStripe and a LocalCloud wired together, quiet, with the interpreter tuned."""
+    """FakeStripe and a LocalCloud wired together, quiet."""
     logging.raiseExceptions = False  # Powertools' one Logger, shared by threads here, may race on a format
     with (
         # One Metrics object serves every thread here; at 100 values it prints them, disabled or not.
         mock.patch("aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch.print", create=True),
-        tuned_interpreter(),
         FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, async_settle_seconds=async_settle_seconds) as fake,
         LocalCloud(
             stripe_api_base=fake.url,
