@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-calls", type=int, default=1000, help="warm webhook invocations per handler")
     parser.add_argument("--payments", type=int, default=1000, help="payments for the throughput run")
     parser.add_argument("--window", type=int, default=25, help="payments in flight at most during the throughput run")
-    parser.add_argument("--deadline", type=float, default=180, help="seconds the throughput run may take at most")
+    parser.add_argument("--deadline", type=float, default=600, help="seconds the throughput run may take at most")
     parser.add_argument("--no-build", action="store_true", help="estimate package sizes instead of running sam build")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
