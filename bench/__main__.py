@@ -19,7 +19,7 @@ def progress(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="cold-start rounds (each runs both handlers)")
+    parser.add_argument("--runs", type=int, default=31, help="cold-start rounds (each runs both handlers)")
     parser.add_argument("--traced-runs", type=int, default=5, help="cold-start rounds, in Lambda with tracing on")
     parser.add_argument("--warm-calls", type=int, default=1000, help="warm webhook invocations per handler")
     parser.add_argument("--payments", type=int, default=1000, help="payments for the throughput run")

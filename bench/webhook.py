@@ -74,9 +74,18 @@ class ColdStart:
         """The same in CPU time, which leaves out the time spent waiting for a core on a busy machine."""
         return self._paired("cpu_ms")
 
+    @property
+    def ratio_quartiles(self) -> tuple[float, float]:
+        """The middle half of the rounds' ratios: how much one round's ratio varies on this machine."""
+        first, _, third = statistics.quantiles(self._ratios("total_ms"), n=4)
+        return first, third
+
     def _paired(self, attribute: str) -> float:
+        return statistics.median(self._ratios(attribute))
+
+    def _ratios(self, attribute: str) -> list[float]:
         rounds = zip(self.runs["ours"], self.runs["naive"], strict=True)
-        return statistics.median(getattr(ours, attribute) / getattr(naive, attribute) for ours, naive in rounds)
+        return [getattr(ours, attribute) / getattr(naive, attribute) for ours, naive in rounds]
 
 
 @dataclass
