@@ -112,20 +112,8 @@ class LocalCloud:
         self._log_stream = log_stream
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._specs: dict[str, FunctionSpec] = {}
-        self._env_patch = mock.patch.dict(os.environ, FAKE_AWS_ENV)
-        self._mock = mock_aws(
-            config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-        )
-        self._invoke_patch = mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke)
         self.aws = AwsTraffic()
-        self._aws_patch = mock.patch.object(BaseResponse, "call_action", self.aws.wrap(BaseResponse.call_action))
-        self._token_patch = mock.patch.object(
-            StepFunctionsParserBackend, "send_task_success", _send_task_success(StepFunctionsParserBackend)
-        )
-        self._choice_patch = mock.patch.object(
-            ComparisonVariable, "_eval_body", _fail_on_missing_path(ComparisonVariable._eval_body)
-        )
-        self._tuning: list[Any] = []
+        self._patches: list[Any] = []  # moto and what the local runtime changes in it, while open
         self._gateway: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
@@ -137,14 +125,18 @@ class LocalCloud:
     # -- deploy ---------------------------------------------------------------------------------
 
     def __enter__(self) -> "LocalCloud":
-        self._env_patch.start()
-        self._mock.start()
-        self._invoke_patch.start()
-        self._aws_patch.start()
-        self._token_patch.start()
-        self._choice_patch.start()
-        self._tuning = _fast_interpreter()
-        for patch in self._tuning:
+        self._patches = [
+            mock.patch.dict(os.environ, FAKE_AWS_ENV),
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}),
+            mock.patch.object(LambdaSimpleBackend, "invoke", self._dispatch_invoke),
+            mock.patch.object(BaseResponse, "call_action", self.aws.wrap(BaseResponse.call_action)),
+            mock.patch.object(
+                StepFunctionsParserBackend, "send_task_success", _send_task_success(StepFunctionsParserBackend)
+            ),
+            mock.patch.object(ComparisonVariable, "_eval_body", _fail_on_missing_path(ComparisonVariable._eval_body)),
+            *_fast_interpreter(),
+        ]
+        for patch in self._patches:
             patch.start()
         try:
             self._deploy()
@@ -157,15 +149,9 @@ class LocalCloud:
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
-        self._choice_patch.stop()
-        for patch in reversed(self._tuning):
+        for patch in reversed(self._patches):
             patch.stop()
-        self._tuning = []
-        self._token_patch.stop()
-        self._aws_patch.stop()
-        self._invoke_patch.stop()
-        self._mock.stop()
-        self._env_patch.stop()
+        self._patches = []
 
     def _deploy(self) -> None:
         template = self.template
@@ -462,6 +448,8 @@ def _fail_on_missing_path(real: Callable[[Any, Any], None]) -> Callable[[Any, An
         real(comparison, env)
 
     return eval_body
+
+
 def _fast_interpreter() -> list[Any]:
     """Patches (not started) that make moto fast enough for a thousand payments, semantics unchanged.
 

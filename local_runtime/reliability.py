@@ -1172,16 +1172,20 @@ def _forged_success(target: Target, **changes: Any) -> dict[str, Any]:
 
 def _foreign(target: Target, **changes: Any) -> dict[str, Any]:
     """A genuine-looking event this deployment must ignore: a PaymentIntent it did not create."""
-    pi = {
-        "id": "pi_rel_not_ours_" + _evt_id()[7:],
+    pi = _succeeded_payment_intent("pi_rel_not_ours_", 1000, {"order_id": "someone-elses-order"})
+    return _event(pi, "payment_intent.succeeded", **changes)
+
+
+def _succeeded_payment_intent(id_prefix: str, amount: int, metadata: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": id_prefix + _evt_id()[7:],
         "object": "payment_intent",
-        "amount": 1000,
+        "amount": amount,
         "currency": "usd",
         "status": "succeeded",
-        "metadata": {"order_id": "someone-elses-order"},
+        "metadata": metadata,
         "last_payment_error": None,
     }
-    return _event(pi, "payment_intent.succeeded", **changes)
 
 
 def _signature(payload: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> str:
@@ -1348,15 +1352,8 @@ def _older_after_newer(target: Target) -> Request:
 def _connect_event(target: Target) -> Request:
     # An event from another Stripe account (a Connect endpoint): a PaymentIntent this deployment never
     # created, even if its metadata claims to be ours.
-    pi = {
-        "id": "pi_rel_connected_" + _evt_id()[7:],
-        "object": "payment_intent",
-        "amount": 3000,
-        "currency": "usd",
-        "status": "succeeded",
-        "last_payment_error": None,
-        "metadata": {"app_id": target.app_id, "order_id": target.waiting["metadata"]["order_id"], "attempt": "1"},
-    }
+    metadata = {"app_id": target.app_id, "order_id": target.waiting["metadata"]["order_id"], "attempt": "1"}
+    pi = _succeeded_payment_intent("pi_rel_connected_", 3000, metadata)
     return _signed(_event(pi, "payment_intent.succeeded", account="acct_1ReliabilityOther"))
 
 
