@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_REQUIREMENTS = ROOT / "layers" / "payments" / "requirements.txt"
@@ -20,9 +21,14 @@ LAYER_MAKEFILE = ROOT / "layers" / "payments" / "Makefile"
 RUNTIME_PACKAGES = ("boto3",)
 
 
-def _requirements(path: Path) -> list[Requirement]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+def layer_pins() -> list[Requirement]:
+    """The requirements in the layer's requirements.txt (plain requirement lines only, no pip options)."""
+    lines = (line.split("#", 1)[0].strip() for line in LAYER_REQUIREMENTS.read_text().splitlines())
+    return [Requirement(line) for line in lines if line]
+
+
+def _key(distribution: metadata.Distribution) -> str:
+    return canonicalize_name(distribution.metadata["Name"])
 
 
 def closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
@@ -32,7 +38,7 @@ def closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
     while pending:
         requirement, extras = pending.pop()
         distribution = metadata.distribution(requirement.name)
-        key = distribution.metadata["Name"].lower().replace("_", "-")
+        key = _key(distribution)
         if key in found and not extras:
             continue
         found[key] = distribution
@@ -48,11 +54,8 @@ def closure(roots: list[Requirement]) -> dict[str, metadata.Distribution]:
 
 def layer_distributions() -> dict[str, metadata.Distribution]:
     """The distributions the layer installs: its pins, without their dependencies (`--no-deps`)."""
-    found = {}
-    for requirement in _requirements(LAYER_REQUIREMENTS):
-        distribution = metadata.distribution(requirement.name)
-        found[distribution.metadata["Name"].lower().replace("_", "-")] = distribution
-    return found
+    distributions = (metadata.distribution(pin.name) for pin in layer_pins())
+    return {_key(distribution): distribution for distribution in distributions}
 
 
 def removed_from_layer() -> list[str]:
@@ -86,7 +89,7 @@ def top_level_paths(distribution: metadata.Distribution) -> set[Path]:
 
 
 def build(target: Path) -> Path:
-    """(Re)create `target` as a directory of symlinks: the layer's closure plus the runtime's boto3."""
+    """(Re)create `target` as a directory of symlinks: the layer's distributions plus the runtime's boto3."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)

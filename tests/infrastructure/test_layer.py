@@ -7,28 +7,22 @@ pin every dependency the runtime does not ship, and the dev venv must run those 
 import importlib.metadata as metadata
 
 import pytest
-from packaging.requirements import Requirement
 
 from bench import lambda_site
 
 
-def pins() -> list[Requirement]:
-    lines = (line.split("#", 1)[0].strip() for line in lambda_site.LAYER_REQUIREMENTS.read_text().splitlines())
-    return [Requirement(line) for line in lines if line]
-
-
 def test_every_requirement_is_pinned_to_one_version() -> None:
-    for pin in pins():
+    for pin in lambda_site.layer_pins():
         assert str(pin.specifier).startswith("=="), f"{pin.name} is not pinned to one version"
 
 
 def test_the_dev_venv_runs_the_pinned_versions() -> None:
-    for pin in pins():
+    for pin in lambda_site.layer_pins():
         assert metadata.version(pin.name) in pin.specifier, f"{pin.name}: venv has {metadata.version(pin.name)}"
 
 
 def test_the_pins_include_every_dependency_the_runtime_does_not_provide() -> None:
-    needed = set(lambda_site.closure(pins()))
+    needed = set(lambda_site.closure(lambda_site.layer_pins()))
     provided = set(lambda_site.layer_distributions()) | set(lambda_site.runtime_distributions())
 
     assert needed - provided == set()

@@ -26,14 +26,13 @@ def with_python_values(dynamodb: Any) -> Any:
     also loads boto3's resource models, ~50 ms of every cold start.
     """
     injector = TransformationInjector()
-    events = dynamodb.meta.events
-    events.register("provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy")
     for event, handler, unique_id in (
+        ("provide-client-params.dynamodb", copy_dynamodb_params, "dynamodb-create-params-copy"),
         ("before-parameter-build.dynamodb", injector.inject_condition_expressions, "dynamodb-condition-expression"),
         ("before-parameter-build.dynamodb", injector.inject_attribute_value_input, "dynamodb-attr-value-input"),
         ("after-call.dynamodb", injector.inject_attribute_value_output, "dynamodb-attr-value-output"),
     ):
-        events.register(event, handler, unique_id=unique_id)
+        dynamodb.meta.events.register(event, handler, unique_id=unique_id)
     return dynamodb
 
 
