@@ -14,6 +14,9 @@ LOCAL_PARAMETERS = {
     "PaymentTimeoutSeconds": "3",
     "MaxPaymentAttempts": "2",
     "RetryDelaySeconds": "0",
+    "ParkIntervalSeconds": "1",
+    "MaxParkRounds": "3",
+    "ReconcileAfterMinutes": "0",
     "ReceiptSender": "receipts@shop.example",
 }
 STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}

@@ -1,4 +1,4 @@
-"""AcceptOrder: validate the start input and record the order as received."""
+"""AcceptOrder: validate the start input and claim the order for this execution."""
 
 from typing import Any
 
@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from payments import steps
 from payments.adapters import order_records
+from payments.executions import ExecutionRef
 from payments.observability import logger, metrics, now, tracer
 
 
@@ -14,4 +15,5 @@ from payments.observability import logger, metrics, now, tracer
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_id=event.get("executionId"))
-    return steps.accept_order(event.get("order"), event["executionId"], order_records(), now())
+    execution = ExecutionRef(event["executionId"], event["executionStartedAt"])
+    return steps.accept_order(event.get("order"), execution, order_records(), now())

@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.adapters import payment_records, task_tokens
+from payments.adapters import payment_records, recovery, task_tokens
 from payments.config import settings
 from payments.credentials import stripe_credentials
 from payments.errors import AwsUnavailable
@@ -58,8 +58,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     try:
         result = handle_payment_event(
-            stripe_event, app_id=config.app_id, payments=payment_records(), task_tokens=task_tokens(), now=now()
-        )
+            stripe_event, app_id=config.app_id, payments=payment_records(), task_tokens=task_tokens(), now=now(),
+            recover=recovery(),
+        )  # fmt: skip
     except AwsUnavailable:
         logger.exception("Transient failure; Stripe will retry")
         metrics.add_metric(name="WebhooksTransientFailures", unit=MetricUnit.Count, value=1)

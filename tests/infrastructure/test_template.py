@@ -26,14 +26,18 @@ SECRET_VALUE = re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|\bwhsec_[
 STATE_MACHINE_ARN = (
     "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-payment-workflow"
 )
+EXECUTIONS_ARN = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-payment-workflow:*"
+)
 SES_IDENTITIES = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
 READS_STRIPE_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret"), ("kms:Decrypt", "PaymentsKey")}
 
 # What each handler does, read from functions/<name>/app.py and the layer code it calls.
 EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
-    # steps.accept_order -> OrderRecords.record_received (put_item)
+    # steps.accept_order -> OrderRecords.claim (put_item)
     "AcceptOrderFunction": {("dynamodb:PutItem", "OrdersTable")},
-    # steps.request_payment -> orders.append_status, Stripe (secret), payments.record_payment_intent
+    # steps.request_payment -> orders.begin_attempt, note_request and record_payment_intent, Stripe (secret),
+    # payments.record_payment_intent
     "CreatePaymentIntentFunction": {
         ("dynamodb:UpdateItem", "OrdersTable"),
         ("dynamodb:UpdateItem", "PaymentsTable"),
@@ -44,10 +48,11 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:UpdateItem", "PaymentsTable"),
         ("states:SendTaskSuccess", STATE_MACHINE_ARN),
     },
-    # signing secrets, payments.record_event, TaskTokens.resume
+    # signing secrets, payments.record_event, TaskTokens.resume, Recovery (the reconciler, asynchronously)
     "StripeWebhookFunction": {
         ("dynamodb:UpdateItem", "PaymentsTable"),
         ("states:SendTaskSuccess", STATE_MACHINE_ARN),
+        ("lambda:InvokeFunction", "ReconcilePaymentsFunction"),
         *READS_STRIPE_SECRET,
     },
     # steps.settle_payment_intent -> Stripe (secret), payments.record_status
@@ -64,6 +69,16 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "RefundPaymentFunction": {("dynamodb:UpdateItem", "OrdersTable"), *READS_STRIPE_SECRET},
     # Mailer.send -> sesv2 send_email
     "NotifyCustomerFunction": {("ses:SendEmail", SES_IDENTITIES)},
+    # Reconciler: Stripe (secret); orders get, record_payment_intent, note, fulfil (orders and inventory) and
+    # refund; Executions.status; the customer's e-mail
+    "ReconcilePaymentsFunction": {
+        ("dynamodb:GetItem", "OrdersTable"),
+        ("dynamodb:UpdateItem", "OrdersTable"),
+        ("dynamodb:UpdateItem", "InventoryTable"),
+        ("states:DescribeExecution", EXECUTIONS_ARN),
+        ("ses:SendEmail", SES_IDENTITIES),
+        *READS_STRIPE_SECRET,
+    },
 }
 # Actions AWS authorises on no narrower resource than "*".
 WILDCARD_ONLY_ACTIONS = frozenset({
@@ -195,7 +210,10 @@ def test_each_function_gets_exactly_what_its_code_uses(cfn: dict[str, Any], func
 
 def test_the_template_grants_every_aws_call_the_code_makes_and_no_other() -> None:
     # Given every AWS API the functions and the shared layer call (boto3 snake_case method names)
-    services = {"dynamodb": "dynamodb", "stepfunctions": "states", "sesv2": "ses", "secretsmanager": "secretsmanager"}
+    services = {
+        "dynamodb": "dynamodb", "stepfunctions": "states", "sesv2": "ses", "secretsmanager": "secretsmanager",
+        "lambda": "lambda",
+    }  # fmt: skip
     session = botocore.session.get_session()
     operations = {
         xform_name(op): f"{prefix}:{op}"
@@ -210,6 +228,9 @@ def test_the_template_grants_every_aws_call_the_code_makes_and_no_other() -> Non
     if "dynamodb:TransactWriteItems" in called:
         called.remove("dynamodb:TransactWriteItems")
         called.add("dynamodb:UpdateItem")
+    if "lambda:Invoke" in called:  # the API is Invoke, the IAM action InvokeFunction
+        called.remove("lambda:Invoke")
+        called.add("lambda:InvokeFunction")
 
     # Then the functions' policies grant those actions (and kms:Decrypt for the encrypted secret), nothing else
     granted = {action for expected in EXPECTED_GRANTS.values() for action, _ in expected}
@@ -224,7 +245,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     }
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
-        "FulfilOrderFunction",
+        "FulfilOrderFunction", "ReconcilePaymentsFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]
@@ -262,7 +283,7 @@ def test_state_machine_invokes_only_the_functions_its_definition_names(cfn: dict
     expected = {("lambda:InvokeFunction", function) for function in invoked}
     expected |= {("dynamodb:UpdateItem", table) for table in updated}
     expected |= {(action, "*") for action in WILDCARD_ONLY_ACTIONS if action.startswith("logs:")}
-    assert invoked == set(EXPECTED_GRANTS) - {"StripeWebhookFunction"}
+    assert invoked == set(EXPECTED_GRANTS) - {"StripeWebhookFunction", "ReconcilePaymentsFunction"}
     assert grants(role) == expected
     assert role["Properties"]["ManagedPolicyArns"] == [MANAGED_POLICIES["AWSXrayWriteOnlyAccess"]]
 

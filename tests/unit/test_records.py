@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from payments.errors import AwsUnavailable, OrderNotFound, OutOfStock
+from payments.errors import AwsUnavailable, DuplicateOrder, OrderNotFound, OutOfStock, PaymentNotConfirmed
+from payments.executions import ExecutionRef
 from payments.orders import Order, parse_order
 from payments.records import OrderRecords, PaymentRecords
 from tests.conftest import sample_order
@@ -14,6 +15,7 @@ from tests.unit._support import client_error
 
 NOW = datetime(2024, 5, 29, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
+EXECUTION = ExecutionRef("arn:exec:1", "2024-05-29T12:00:00.000Z")
 
 
 @pytest.fixture
@@ -39,6 +41,13 @@ def stock(tables: dict[str, Any], **available: int) -> None:
 def available(tables: dict[str, Any], sku: str) -> int | None:
     item = tables["InventoryTable"].get_item(Key={"sku": sku}, ConsistentRead=True).get("Item")
     return None if item is None else int(item["available"])
+
+
+def received(orders: OrderRecords, order: Order, payment_intent_id: str = "pi_paid") -> None:
+    """An order claimed by EXECUTION whose first attempt is bound to `payment_intent_id`."""
+    orders.claim(order, EXECUTION, NOW)
+    orders.begin_attempt(order.order_id, 1, NOW)
+    orders.record_payment_intent(order.order_id, 1, payment_intent_id, NOW)
 
 
 def record_succeeded(payments: PaymentRecords, pi: str, event_id: str = "evt_ok", created: int = 100) -> None:
@@ -190,7 +199,8 @@ def test_throttled_payments_table_raises_aws_unavailable(call) -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda o, order: o.record_received(order, "arn:exec", NOW), id="record-received"),
+        pytest.param(lambda o, order: o.claim(order, EXECUTION, NOW), id="claim"),
+        pytest.param(lambda o, order: o.begin_attempt("order-1001", 1, NOW), id="begin-attempt"),
         pytest.param(lambda o, order: o.append_status("order-1001", "paid", NOW), id="append-status"),
         pytest.param(lambda o, order: o.get("order-1001"), id="get"),
     ],
@@ -203,20 +213,23 @@ def test_throttled_orders_table_raises_aws_unavailable(call, order: Order) -> No
 # --- OrderRecords -----------------------------------------------------------------------------
 
 
-def test_record_received_writes_the_order_with_history(orders: OrderRecords, order: Order) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+def test_claim_writes_the_order_with_its_execution_and_history(orders: OrderRecords, order: Order) -> None:
+    orders.claim(order, EXECUTION, NOW)
 
     item = orders.get("order-1001")
     assert item is not None
-    assert (item["status"], item["executionId"], item["amount"]) == ("received", "arn:exec:1", 2500)
+    assert (item["status"], item["executionId"], item["executionStartedAt"]) == (
+        "received", "arn:exec:1", EXECUTION.started_at,
+    )  # fmt: skip
+    assert (item["amount"], item["attempts"]) == (2500, {})
     assert item["history"] == [{"status": "received", "at": NOW.isoformat()}]
     assert item["items"][0] == {"sku": "MUG-BLUE", "quantity": 2, "unitAmount": 1000}
 
 
-def test_record_received_is_idempotent(orders: OrderRecords, order: Order) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+def test_claim_again_by_the_same_execution_is_a_retry(orders: OrderRecords, order: Order) -> None:
+    orders.claim(order, EXECUTION, NOW)
 
-    orders.record_received(order, "arn:exec:1", LATER)  # a retried AcceptOrder
+    orders.claim(order, EXECUTION, LATER)  # a retried AcceptOrder
 
     item = orders.get("order-1001")
     assert item is not None
@@ -224,8 +237,62 @@ def test_record_received_is_idempotent(orders: OrderRecords, order: Order) -> No
     assert len(item["history"]) == 1
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(ExecutionRef("arn:exec:other-name", EXECUTION.started_at), id="another-name"),
+        # Step Functions forgets an execution after 90 days; the same name then starts a new one
+        pytest.param(ExecutionRef("arn:exec:1", "2024-09-01T08:00:00.000Z"), id="name-reused-later"),
+    ],
+)
+def test_claim_by_another_execution_is_a_duplicate_and_changes_nothing(
+    orders: OrderRecords, order: Order, other: ExecutionRef
+) -> None:
+    received(orders, order)
+    before = orders.get("order-1001")
+
+    with pytest.raises(DuplicateOrder, match="held by execution arn:exec:1"):
+        orders.claim(order, other, LATER)
+
+    assert orders.get("order-1001") == before
+
+
+def test_begin_attempt_once_then_returns_the_attempt_as_recorded(orders: OrderRecords, order: Order) -> None:
+    orders.claim(order, EXECUTION, NOW)
+
+    first = orders.begin_attempt("order-1001", 1, NOW)
+    again = orders.begin_attempt("order-1001", 1, LATER)  # a retry, a park or a redrive
+
+    assert first is None
+    assert again == {"requestedAt": NOW.isoformat(), "lastRequestAt": NOW.isoformat(), "keyGeneration": 1}
+    item = orders.get("order-1001")
+    assert item is not None
+    assert [entry["status"] for entry in item["history"]] == ["received", "payment_requested"]
+
+
+def test_begin_attempt_of_an_unknown_order_raises(orders: OrderRecords) -> None:
+    with pytest.raises(OrderNotFound):
+        orders.begin_attempt("order-404", 1, NOW)
+
+
+def test_an_attempt_is_bound_to_one_payment_intent(orders: OrderRecords, order: Order) -> None:
+    orders.claim(order, EXECUTION, NOW)
+    orders.begin_attempt("order-1001", 1, NOW)
+
+    assert orders.record_payment_intent("order-1001", 1, "pi_first", NOW) == "pi_first"
+    assert orders.record_payment_intent("order-1001", 1, "pi_first", LATER) == "pi_first"
+    assert orders.record_payment_intent("order-1001", 1, "pi_second", LATER) == "pi_first"
+    orders.note_request("order-1001", 1, 2, LATER)
+
+    attempt = orders.begin_attempt("order-1001", 1, LATER)
+    assert attempt == {
+        "requestedAt": NOW.isoformat(), "lastRequestAt": LATER.isoformat(), "keyGeneration": 2,
+        "paymentIntentId": "pi_first",
+    }  # fmt: skip
+
+
 def test_append_status_appends_to_the_history(orders: OrderRecords, order: Order) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+    orders.claim(order, EXECUTION, NOW)
 
     orders.append_status("order-1001", "payment_requested", LATER, attempt=1, paymentIntentId="pi_1", reason=None)
 
@@ -247,75 +314,75 @@ def test_append_status_for_unknown_order_raises_and_creates_nothing(orders: Orde
 
 
 def test_fulfil_decrements_every_sku_once(orders: OrderRecords, order: Order, tables) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=5, TEA_EARL=3)
 
-    assert orders.fulfil(order, "pi_paid", LATER) is True
+    assert orders.fulfil(order, 1, "pi_paid", LATER) is True
 
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (3, 2)
     item = orders.get("order-1001")
     assert item is not None
     assert (item["status"], item["paymentIntentId"], item["fulfilledAt"]) == ("fulfilled", "pi_paid", LATER.isoformat())
-    assert [entry["status"] for entry in item["history"]] == ["received", "paid", "fulfilled"]
+    assert [entry["status"] for entry in item["history"]] == ["received", "payment_requested", "paid", "fulfilled"]
 
 
 def test_fulfil_again_returns_false_and_leaves_stock_alone(orders: OrderRecords, order: Order, tables) -> None:
     # Given a fulfilled order, and a retried FulfilOrder step
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=5, TEA_EARL=3)
-    orders.fulfil(order, "pi_paid", LATER)
+    orders.fulfil(order, 1, "pi_paid", LATER)
 
-    assert orders.fulfil(order, "pi_paid", LATER) is False
-    assert orders.fulfil(order, "pi_paid", LATER) is False
+    assert orders.fulfil(order, 1, "pi_paid", LATER) is False
+    assert orders.fulfil(order, 1, "pi_paid", LATER) is False
 
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (3, 2)
     assert [entry["status"] for entry in orders.get("order-1001")["history"]] == [  # type: ignore[index]
-        "received", "paid", "fulfilled",
+        "received", "payment_requested", "paid", "fulfilled",
     ]  # fmt: skip
 
 
 def test_fulfil_exact_stock_reaches_zero(orders: OrderRecords, order: Order, tables) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=2, TEA_EARL=1)
 
-    assert orders.fulfil(order, "pi_paid", LATER) is True
+    assert orders.fulfil(order, 1, "pi_paid", LATER) is True
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (0, 0)
 
 
 def test_fulfil_is_all_or_nothing_when_one_line_lacks_stock(orders: OrderRecords, order: Order, tables) -> None:
     # Given enough mugs but no tea
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=5, TEA_EARL=0)
 
     with pytest.raises(OutOfStock) as caught:
-        orders.fulfil(order, "pi_paid", LATER)
+        orders.fulfil(order, 1, "pi_paid", LATER)
 
     assert caught.value.sku == "TEA-EARL"
     assert "TEA-EARL" in str(caught.value)
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (5, 0)
     item = orders.get("order-1001")
     assert item is not None
-    assert item["status"] == "received"
+    assert item["status"] == "payment_requested"
     assert "fulfilledAt" not in item
 
 
 def test_fulfil_names_the_first_sku_short_of_stock(orders: OrderRecords, order: Order, tables) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=1, TEA_EARL=3)  # two mugs ordered
 
     with pytest.raises(OutOfStock) as caught:
-        orders.fulfil(order, "pi_paid", LATER)
+        orders.fulfil(order, 1, "pi_paid", LATER)
 
     assert caught.value.sku == "MUG-BLUE"
     assert available(tables, "TEA-EARL") == 3
 
 
 def test_fulfil_unknown_sku_is_out_of_stock(orders: OrderRecords, order: Order, tables) -> None:
-    orders.record_received(order, "arn:exec:1", NOW)
+    received(orders, order)
     stock(tables, MUG_BLUE=5)  # TEA-EARL has no inventory item
 
     with pytest.raises(OutOfStock) as caught:
-        orders.fulfil(order, "pi_paid", LATER)
+        orders.fulfil(order, 1, "pi_paid", LATER)
 
     assert caught.value.sku == "TEA-EARL"
     assert available(tables, "MUG-BLUE") == 5
@@ -326,6 +393,18 @@ def test_fulfil_unknown_order_raises_order_not_found(orders: OrderRecords, order
     stock(tables, MUG_BLUE=5, TEA_EARL=3)
 
     with pytest.raises(OrderNotFound):
-        orders.fulfil(order, "pi_paid", LATER)
+        orders.fulfil(order, 1, "pi_paid", LATER)
 
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (5, 3)
+
+
+def test_fulfil_refuses_a_payment_intent_that_is_not_the_attempts(orders: OrderRecords, order: Order, tables) -> None:
+    # Given attempt 1 is bound to pi_paid, and another PaymentIntent of the same order succeeded
+    received(orders, order, payment_intent_id="pi_paid")
+    stock(tables, MUG_BLUE=5, TEA_EARL=3)
+
+    with pytest.raises(PaymentNotConfirmed, match="pi_stray is not the one recorded"):
+        orders.fulfil(order, 1, "pi_stray", LATER)
+
+    assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (5, 3)
+    assert "fulfilledAt" not in orders.get("order-1001")  # type: ignore[operator]

@@ -11,6 +11,7 @@ import pytest
 from local_runtime.fake_stripe import FakeStripe
 from payments import steps
 from payments.errors import OrderAlreadyFulfilled
+from payments.executions import ExecutionRef
 from payments.orders import parse_order
 from payments.records import OrderRecords, PaymentRecords
 from payments.stripe_gateway import StripeGateway
@@ -120,13 +121,15 @@ def test_refund_refuses_an_order_that_was_fulfilled(dynamodb: Any, fake: FakeStr
     tables["InventoryTable"].put_item(Item={"sku": "TEA-EARL", "available": 10})
     orders = OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
     order = parse_order(sample_order(orderId=unique("order")))
-    orders.record_received(order, "arn:exec", NOW)
+    orders.claim(order, ExecutionRef("arn:exec", "2026-11-25T12:00:00Z"), NOW)
+    orders.begin_attempt(order.order_id, 1, NOW)
     gateway = StripeGateway.connect("sk_test_findings", fake.url, network_retries=0, app_id=APP_ID)
     payment_intent = gateway.create_payment_intent(order, 1, "arn:exec")
-    assert orders.fulfil(order, payment_intent.id, NOW)
-    caught = {"Error": "Lambda.Unknown", "Cause": "Task timed out after 30.00 seconds"}
+    orders.record_payment_intent(order.order_id, 1, payment_intent.id, NOW)
+    assert orders.fulfil(order, 1, payment_intent.id, NOW)
+    caught = {"Error": "OutOfStock", "Cause": '{"errorMessage": "not enough stock for SKU MUG-BLUE"}'}
 
-    # When the catch-all sends it to RefundPayment
+    # When RefundPayment runs for it anyway (a redrive, say)
     with pytest.raises(OrderAlreadyFulfilled):
         steps.refund_payment(order, payment_intent.id, caught, stripe=gateway, orders=orders, now=NOW)
 

@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "statemachine" / "payment_workflow.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "StripeUnavailable", "AwsUnavailable"}
+PARKED_STEPS = (
+    "CreatePaymentIntent", "WaitForPaymentOutcome", "SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder",
+    "RefundPayment", "MarkOrderRejected", "MarkOrderFailed", "MarkOrderCanceled", "MarkOrderTimedOut",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +94,8 @@ def test_final_states_name_the_outcome(states: dict[str, Any]) -> None:
     finals = {name for name, state in states.items() if state["Type"] in ("Succeed", "Fail")}
 
     assert finals == {
-        "PaymentSucceeded", "OrderRejected", "PaymentRejected", "PaymentFailed", "PaymentCanceled",
-        "PaymentTimedOut", "Refunded", "RefundFailed",
+        "PaymentSucceeded", "OrderRejected", "DuplicateOrder", "PaymentRejected", "PaymentFailed", "PaymentCanceled",
+        "PaymentTimedOut", "Refunded", "NeedsAttention",
     }  # fmt: skip
     for name in finals - {"PaymentSucceeded"}:
         assert {"Error", "ErrorPath"} & set(states[name]), name
@@ -109,3 +113,55 @@ def test_every_function_the_workflow_invokes_is_in_the_template() -> None:
     assert invoked <= set(functions)
     for logical_id in invoked:
         assert (functions[logical_id].code_dir / "app.py").exists()
+
+
+def test_no_task_can_end_the_execution_with_a_raw_error(states: dict[str, Any]) -> None:
+    # Every Task catches States.ALL, so no Lambda.*, StripeUnavailable or DynamoDB.* error ends an execution
+    # unnamed; and from every state some path leads to a named final state.
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            caught = [error for catch in state.get("Catch", []) for error in catch["ErrorEquals"]]
+            assert "States.ALL" in caught, f"{name} lets an error end the execution unnamed"
+
+    def successors(state: dict[str, Any]) -> set[str]:
+        found = {state.get("Next"), state.get("Default")}
+        found |= {choice["Next"] for choice in state.get("Choices", [])}
+        found |= {catch["Next"] for catch in state.get("Catch", [])}
+        return {t for t in found if t}
+
+    finals = {n for n, s in states.items() if s["Type"] in ("Succeed", "Fail")}
+    ends: set[str] = set(finals)
+    changed = True
+    while changed:
+        changed = False
+        for name, state in states.items():
+            if name not in ends and successors(state) & ends:
+                ends.add(name)
+                changed = True
+    assert ends == set(states)
+
+
+def test_transient_errors_never_lead_to_a_refund_cancel_or_failed_order(states: dict[str, Any]) -> None:
+    # What a money-moving step cannot tell to be the order's answer parks and runs the same step again.
+    for name in PARKED_STEPS:
+        (catch_all,) = [c for c in states[name]["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+        park = states[catch_all["Next"]]
+        assert (catch_all["ResultPath"], park["Type"], park["Next"]) == ("$.park.failure", "Pass", "ParkOrGiveUp"), name
+        assert park["Parameters"]["step"] == name
+    resume = {choice["StringEquals"]: choice["Next"] for choice in states["ResumeParkedStep"]["Choices"]}
+    assert resume == {name: name for name in PARKED_STEPS}
+    assert states["ParkOrGiveUp"]["Choices"][0]["Next"] == "ExplainNeedsAttention"
+    assert states["ParkOrGiveUp"]["Default"] == "ParkWhileUnavailable"
+    fulfil_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["FulfilOrder"]["Catch"]}
+    assert fulfil_catches == {
+        "PaymentNotConfirmed": "SettleFailedAttempt", "OutOfStock": "RefundPayment", "States.ALL": "ParkFulfilOrder",
+    }  # fmt: skip
+
+
+def test_a_failed_token_registration_is_retried_with_a_fresh_token_not_reconciled(states: dict[str, Any]) -> None:
+    wait = states["WaitForPaymentOutcome"]
+    retried = {error for retry in wait["Retry"] for error in retry["ErrorEquals"]}
+
+    assert {"Lambda.Unknown", "Sandbox.Timedout", "Lambda.ServiceException"} <= retried
+    catches = {c["ErrorEquals"][0]: c["Next"] for c in wait["Catch"]}
+    assert catches == {"States.Timeout": "ReconcileAfterTimeout", "States.ALL": "ParkWaitForPaymentOutcome"}

@@ -7,8 +7,10 @@ from botocore.config import Config
 
 from payments.config import settings
 from payments.credentials import stripe_credentials
+from payments.executions import Executions
 from payments.notifications import Mailer
 from payments.records import OrderRecords, PaymentRecords, with_python_values
+from payments.recovery import Recovery
 from payments.stripe_gateway import StripeGateway
 from payments.task_tokens import TaskTokens
 
@@ -35,6 +37,17 @@ def order_records() -> OrderRecords:
 @cache
 def task_tokens() -> TaskTokens:
     return TaskTokens(boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG))
+
+
+@cache
+def executions() -> Executions:
+    return Executions(boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG))
+
+
+@cache
+def recovery() -> Recovery | None:
+    function = settings().reconciler_function
+    return Recovery(boto3.client("lambda", config=AWS_CLIENT_CONFIG), function) if function else None
 
 
 @cache

@@ -19,6 +19,9 @@ class Settings:
     max_webhook_body_bytes: int
     stripe_network_retries: int
     secret_max_age_seconds: int
+    reconciler_function: str  # empty: the webhook starts no recovery
+    reconcile_grace_seconds: int
+    reconcile_lookback_seconds: int
 
 
 def _int(name: str, default: int) -> int:
@@ -42,4 +45,7 @@ def settings() -> Settings:
         max_webhook_body_bytes=_int("MAX_WEBHOOK_BODY_BYTES", 65536),
         stripe_network_retries=_int("STRIPE_NETWORK_RETRIES", 2),
         secret_max_age_seconds=_int("SECRET_MAX_AGE_SECONDS", 300),
+        reconciler_function=env("RECONCILER_FUNCTION", ""),
+        reconcile_grace_seconds=60 * _int("RECONCILE_AFTER_MINUTES", 30),
+        reconcile_lookback_seconds=_int("RECONCILE_LOOKBACK_SECONDS", 172800),
     )

@@ -14,8 +14,13 @@ class InvalidOrder(PaymentError):
         self.reason = reason
 
 
+class DuplicateOrder(PaymentError):
+    """Another execution holds this order: one order is one payment. Nothing is changed."""
+
+
 class StripeUnavailable(PaymentError):
-    """Stripe could not be reached or answered 429/5xx. Transient: the state machine retries."""
+    """Stripe could not be reached, or answered 5xx, 429, 409 or 401. Never definitive: the state machine
+    retries, then parks; a rejected API key during a key rotation is ours to fix, not the order's fault."""
 
 
 class PaymentRequestRejected(PaymentError):

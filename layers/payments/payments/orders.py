@@ -15,6 +15,12 @@ MINIMUM_AMOUNT = {
 SUPPORTED_CURRENCIES = frozenset(MINIMUM_AMOUNT)
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # also a valid Step Functions execution name
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Fulfilment is one DynamoDB transaction: the order's own update and a stock decrement per line item,
+# at most 100 items (docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+# An order that could not be fulfilled must never be charged, so it is refused before anything else.
+MAX_LINE_ITEMS = 99
+MAX_SKU_LENGTH = 64
+MAX_TEXT_LENGTH = 255  # ids and the e-mail address
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ def _optional_str(raw: dict, key: str, field: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidOrder(field, "must be a non-empty string")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidOrder(field, f"is longer than {MAX_TEXT_LENGTH} characters")
     return value.strip()
 
 
@@ -120,6 +128,10 @@ def parse_order(raw: Any) -> Order:
 def _parse_items(raw_items: Any, amount: int) -> tuple[LineItem, ...]:
     if not isinstance(raw_items, list) or not raw_items:
         raise InvalidOrder("items", "must be a non-empty list of line items")
+    if len(raw_items) > MAX_LINE_ITEMS:
+        raise InvalidOrder(
+            "items", f"has {len(raw_items)} line items; at most {MAX_LINE_ITEMS} fit in one fulfilment transaction"
+        )
     items = []
     for index, raw in enumerate(raw_items):
         field = f"items[{index}]"
@@ -128,6 +140,8 @@ def _parse_items(raw_items: Any, amount: int) -> tuple[LineItem, ...]:
         sku = raw.get("sku")
         if not isinstance(sku, str) or not sku.strip():
             raise InvalidOrder(f"{field}.sku", "is required: a non-empty string")
+        if len(sku.strip()) > MAX_SKU_LENGTH:
+            raise InvalidOrder(f"{field}.sku", f"is longer than {MAX_SKU_LENGTH} characters")
         quantity = raw.get("quantity")
         if not _is_int(quantity) or quantity <= 0:
             raise InvalidOrder(f"{field}.quantity", f"must be a positive integer, got {quantity!r}")

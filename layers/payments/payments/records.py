@@ -13,7 +13,15 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments.aws_errors import error_code, is_transient
-from payments.errors import AwsUnavailable, OrderAlreadyFulfilled, OrderNotFound, OutOfStock
+from payments.errors import (
+    AwsUnavailable,
+    DuplicateOrder,
+    OrderAlreadyFulfilled,
+    OrderNotFound,
+    OutOfStock,
+    PaymentNotConfirmed,
+)
+from payments.executions import ExecutionRef
 from payments.orders import Order
 
 _deserialize = TypeDeserializer().deserialize
@@ -207,23 +215,114 @@ class OrderRecords:
         self._table = table
         self._inventory = inventory_table
 
-    def record_received(self, order: Order, execution_id: str, now: datetime) -> None:
+    def claim(self, order: Order, execution: ExecutionRef, now: datetime) -> None:
+        """Record the order as received, held by this execution. One order is one payment: any other
+        execution (another name, or this name reused after Step Functions forgot it) gets DuplicateOrder."""
         try:
             self._dynamodb.put_item(
                 TableName=self._table,
                 Item={
                     **order.to_dict(),
                     "status": "received",
-                    "executionId": execution_id,
+                    "executionId": execution.arn,
+                    "executionStartedAt": execution.started_at,
+                    "attempts": {},
                     "createdAt": now.isoformat(),
                     "updatedAt": now.isoformat(),
                     "history": [_history_entry("received", now)],
                 },
                 ConditionExpression="attribute_not_exists(orderId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":  # a retried step: already recorded
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise self._unavailable(error) from error
+            held = _old_item(error) or {}
+            if (held.get("executionId"), held.get("executionStartedAt")) != (execution.arn, execution.started_at):
+                raise DuplicateOrder(
+                    f"order {order.order_id} is held by execution {held.get('executionId')} "
+                    f"(started {held.get('executionStartedAt')}, order {held.get('status')})"
+                ) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+
+    def begin_attempt(self, order_id: str, attempt: int, now: datetime) -> dict[str, Any] | None:
+        """Note that this attempt asks Stripe for a PaymentIntent. Returns None the first time; on a retry
+        (or a redrive) the attempt as recorded: requestedAt, lastRequestAt, keyGeneration, paymentIntentId."""
+        key = str(attempt)
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"orderId": order_id},
+                UpdateExpression=(
+                    "SET attempts.#attempt = :attempt, #status = :status, updatedAt = :now, "
+                    "history = list_append(history, :entries)"
+                ),
+                ConditionExpression="attribute_exists(orderId) AND attribute_not_exists(attempts.#attempt)",
+                ExpressionAttributeNames={"#attempt": key, "#status": "status"},
+                ExpressionAttributeValues={
+                    ":attempt": {"requestedAt": now.isoformat(), "lastRequestAt": now.isoformat(), "keyGeneration": 1},
+                    ":status": "payment_requested",
+                    ":now": now.isoformat(),
+                    ":entries": [_history_entry("payment_requested", now, attempt=attempt)],
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise self._unavailable(error) from error
+            held = _old_item(error)
+            if held is None:
+                raise OrderNotFound(order_id) from error
+            return dict(held["attempts"][key])
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+        return None
+
+    def note_request(self, order_id: str, attempt: int, key_generation: int, now: datetime) -> None:
+        """Note another request for the attempt's PaymentIntent, with its idempotency key's generation."""
+        self._update_attempt(
+            order_id, attempt, {"lastRequestAt": now.isoformat(), "keyGeneration": key_generation}, now
+        )
+
+    def record_payment_intent(self, order_id: str, attempt: int, payment_intent_id: str, now: datetime) -> str:
+        """Bind the attempt to its PaymentIntent, once. Returns the PaymentIntent the attempt is bound to."""
+        try:
+            self._update_attempt(
+                order_id, attempt, {"paymentIntentId": payment_intent_id}, now,
+                condition="(attribute_not_exists(attempts.#attempt.paymentIntentId)"
+                " OR attempts.#attempt.paymentIntentId = :paymentIntentId)",
+            )  # fmt: skip
+        except ClientError as error:
+            held = _old_item(error)
+            if held is None:
+                raise OrderNotFound(order_id) from error
+            return str(held["attempts"][str(attempt)]["paymentIntentId"])
+        return payment_intent_id
+
+    def _update_attempt(
+        self, order_id: str, attempt: int, fields: dict[str, Any], now: datetime, condition: str = ""
+    ) -> None:
+        """Raises ClientError (ConditionalCheckFailedException, with the item) when the attempt was never begun
+        or `condition` fails."""
+        assignments = ", ".join(f"attempts.#attempt.{name} = :{name}" for name in fields)
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"orderId": order_id},
+                UpdateExpression=f"SET {assignments}, updatedAt = :now",
+                ConditionExpression=" AND ".join(filter(None, ["attribute_exists(attempts.#attempt)", condition])),
+                ExpressionAttributeNames={"#attempt": str(attempt)},
+                ExpressionAttributeValues={
+                    **{f":{name}": value for name, value in fields.items()},
+                    ":now": now.isoformat(),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise self._unavailable(error) from error
+            raise
         except BotoCoreError as error:
             raise self._unavailable(error) from error
 
@@ -231,6 +330,23 @@ class OrderRecords:
         try:
             entry = _history_entry(status, now, **details)
             self._dynamodb.update_item(TableName=self._table, **self._status_update(order_id, status, now, [entry]))
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise OrderNotFound(order_id) from error
+            raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+
+    def note(self, order_id: str, what: str, now: datetime, **details: Any) -> None:
+        """Add to the order's history without changing its status."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"orderId": order_id},
+                UpdateExpression="SET updatedAt = :now, history = list_append(history, :entries)",
+                ConditionExpression="attribute_exists(orderId)",
+                ExpressionAttributeValues={":now": now.isoformat(), ":entries": [_history_entry(what, now, **details)]},
+            )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
                 raise OrderNotFound(order_id) from error
@@ -259,19 +375,22 @@ class OrderRecords:
         except BotoCoreError as error:
             raise self._unavailable(error) from error
 
-    def fulfil(self, order: Order, payment_intent_id: str, now: datetime) -> bool:
-        """Reserve every line item and mark the order fulfilled, all or nothing, once.
+    def fulfil(self, order: Order, attempt: int, payment_intent_id: str, now: datetime, by: str | None = None) -> bool:
+        """Reserve every line item and mark the order fulfilled, all or nothing, once, and only for the
+        PaymentIntent recorded for the attempt.
 
-        Returns False when an earlier run already fulfilled it. Raises OutOfStock naming the SKU.
+        Returns False when an earlier run already fulfilled it. Raises OutOfStock naming the SKU, or
+        PaymentNotConfirmed for a PaymentIntent that is not the attempt's.
         """
         order_update = self._status_update(
             order.order_id,
             "fulfilled",
             now,
-            [_history_entry("paid", now, paymentIntentId=payment_intent_id), _history_entry("fulfilled", now)],
-            condition="attribute_exists(orderId) AND attribute_not_exists(fulfilledAt)",
+            [_history_entry("paid", now, paymentIntentId=payment_intent_id, by=by), _history_entry("fulfilled", now)],
+            condition="attribute_not_exists(fulfilledAt) AND attempts.#attempt.paymentIntentId = :pi",
         )
         order_update["UpdateExpression"] += ", fulfilledAt = :now, paymentIntentId = :pi"
+        order_update["ExpressionAttributeNames"]["#attempt"] = str(attempt)
         order_update["ExpressionAttributeValues"][":pi"] = payment_intent_id
         order_update["TableName"] = self._table
         stock_updates = [
@@ -293,9 +412,15 @@ class OrderRecords:
                 raise self._unavailable(error) from error
             reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
-                if self.get(order.order_id) is None:
+                held = self.get(order.order_id)
+                if held is None:
                     raise OrderNotFound(order.order_id) from error
-                return False
+                if "fulfilledAt" in held:
+                    return False
+                raise PaymentNotConfirmed(
+                    f"PaymentIntent {payment_intent_id} is not the one recorded for attempt {attempt} "
+                    f"of order {order.order_id}"
+                ) from error
             for item, reason in zip(order.items, reasons[1:], strict=False):
                 if reason == "ConditionalCheckFailed":
                     raise OutOfStock(item.sku) from error
@@ -326,7 +451,10 @@ class OrderRecords:
             "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
-                ":status": status, ":now": now.isoformat(), ":entries": entries, ":empty": [],
+                ":status": status,
+                ":now": now.isoformat(),
+                ":entries": entries,
+                ":empty": [],
             },  # fmt: skip
         }
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from payments.errors import PaymentNotConfirmed, PaymentRequestRejected
+from payments.executions import ExecutionRef
 from payments.notifications import Mailer, compose
 from payments.orders import Order, parse_order
 from payments.records import OrderRecords, PaymentRecords
@@ -15,11 +16,17 @@ from payments.task_tokens import TaskTokens
 # Once an outcome is stored, the token writer resumes the execution itself: a webhook that
 # came before the token was stored is not lost.
 TOKEN_TTL_MARGIN_SECONDS = 86400
+# Far longer than a request can run (Lambda's timeout is 30 s): a key whose last request is this old has
+# nothing in flight.
+KEY_RETIRE_AFTER_SECONDS = 300
+# Our clock against Stripe's `created`, when looking for a PaymentIntent made by a request we sent.
+CLOCK_SKEW_SECONDS = 300
 
 
-def accept_order(raw: Any, execution_id: str, orders: OrderRecords, now: datetime) -> dict[str, Any]:
+def accept_order(raw: Any, execution: ExecutionRef, orders: OrderRecords, now: datetime) -> dict[str, Any]:
+    """Validate the start input and claim the order for this execution (DuplicateOrder if another holds it)."""
     order = parse_order(raw)
-    orders.record_received(order, execution_id, now)
+    orders.claim(order, execution, now)
     return order.to_dict()
 
 
@@ -27,11 +34,39 @@ def request_payment(
     order: Order, attempt: int, execution_id: str, *,
     stripe: StripeGateway, payments: PaymentRecords, orders: OrderRecords, now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    # The order must exist before anything is charged; a retry appends the entry again, harmlessly.
-    orders.append_status(order.order_id, "payment_requested", now, attempt=attempt)
-    payment_intent = stripe.create_payment_intent(order, attempt, execution_id)
+    """The attempt's one PaymentIntent: the one recorded for it, one that a lost answer created, or a new one.
+
+    A retry, a park or a redrive can come back after Stripe has forgotten the idempotency key (24 h) or
+    while the key replays a stored 500, so the order record, then Stripe's list, say first whether the
+    attempt has a PaymentIntent already. A key is retired (the next generation used) only when no
+    PaymentIntent came of it and its last request is long over, so no request still in flight can race it.
+    """
+    earlier = orders.begin_attempt(order.order_id, attempt, now)
+    payment_intent = _earlier_payment_intent(order, attempt, earlier, stripe) if earlier else None
+    if payment_intent is None:
+        generation = 1
+        if earlier:
+            last_request = datetime.fromisoformat(earlier["lastRequestAt"])
+            retire = (now - last_request).total_seconds() >= KEY_RETIRE_AFTER_SECONDS
+            generation = int(earlier["keyGeneration"]) + retire
+            orders.note_request(order.order_id, attempt, generation, now)
+        payment_intent = stripe.create_payment_intent(order, attempt, execution_id, generation)
+    bound = orders.record_payment_intent(order.order_id, attempt, payment_intent.id, now)
+    if bound != payment_intent.id:  # an overlapping run of this step bound its own first: keep that one
+        with suppress(PaymentRequestRejected):
+            stripe.cancel(payment_intent.id, "duplicate")
+        payment_intent = stripe.retrieve(bound)
     payments.record_payment_intent(payment_intent.id, order.order_id, attempt, execution_id, payment_intent.status, now)
     return {"paymentIntentId": payment_intent.id, "status": payment_intent.status}
+
+
+def _earlier_payment_intent(
+    order: Order, attempt: int, earlier: dict[str, Any], stripe: StripeGateway
+) -> PaymentIntentView | None:
+    if earlier.get("paymentIntentId"):
+        return stripe.retrieve(earlier["paymentIntentId"])
+    first_request = int(datetime.fromisoformat(earlier["requestedAt"]).timestamp())
+    return stripe.find_payment_intent(order.order_id, attempt, created_since=first_request - CLOCK_SKEW_SECONDS)
 
 
 def register_task_token(
@@ -75,13 +110,20 @@ def settle_payment_intent(
 
 
 def fulfil_order(
-    order: Order, payment_intent_id: str, *, stripe: StripeGateway, orders: OrderRecords, now: datetime
-) -> dict[str, Any]:
-    """Fulfil only what Stripe says is paid: a resumed outcome is not proof (a task token can leak)."""
+    order: Order, payment_intent_id: str, *,
+    stripe: StripeGateway, orders: OrderRecords, now: datetime, by: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Fulfil only what Stripe says is paid, and only the attempt's own PaymentIntent: a resumed outcome is not
+    proof (a task token can leak)."""
     payment_intent = stripe.retrieve(payment_intent_id)
-    if payment_intent.status != "succeeded" or payment_intent.metadata.get("order_id") != order.order_id:
+    attempt = payment_intent.metadata.get("attempt", "")
+    if (
+        payment_intent.status != "succeeded"
+        or payment_intent.metadata.get("order_id") != order.order_id
+        or not (attempt.isascii() and attempt.isdigit())
+    ):
         raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
-    return {"fulfilled": orders.fulfil(order, payment_intent_id, now)}
+    return {"fulfilled": orders.fulfil(order, int(attempt), payment_intent_id, now, by=by)}
 
 
 def refund_payment(
@@ -89,13 +131,11 @@ def refund_payment(
     stripe: StripeGateway, orders: OrderRecords, now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """Refund a paid order that could not be fulfilled. `error` is the state machine's caught error."""
-    name = str(error.get("Error", "FulfilmentFailed"))
+    name = str(error.get("Error") or "OutOfStock")
     try:
         message = json.loads(error.get("Cause") or "{}").get("errorMessage") or name
     except (ValueError, AttributeError):
         message = name
-    if name != "OutOfStock":
-        name, message = "FulfilmentFailed", f"fulfilment failed: {message}"
     orders.reserve_refund(order.order_id, now)  # OrderAlreadyFulfilled: its step failed after it committed
     refund_id = stripe.refund(payment_intent_id, reason=name)
     orders.append_status(order.order_id, "refunded", now, reason=message, refundId=refund_id)

@@ -4,6 +4,7 @@ Every write carries an idempotency key derived from the order and attempt, so a 
 Lambda, by the state machine or by stripe-python itself can never create a second charge.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,10 @@ from payments.errors import PaymentRequestRejected, StripeUnavailable
 from payments.orders import Order
 
 # Statuses Stripe allows a PaymentIntent to be canceled from.
-CANCELABLE = frozenset(
-    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
-)
+CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
+
+
+ALREADY_REFUNDED = "already_refunded"
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,11 @@ class PaymentIntentView:
         )
 
 
-def payment_idempotency_key(order_id: str, attempt: int) -> str:
-    return f"{order_id}:attempt-{attempt}:create"
+def payment_idempotency_key(order_id: str, attempt: int, generation: int = 1) -> str:
+    """A new generation only once the last key may be spent: Stripe replays a stored 500 for as long as it
+    keeps a key, and forgets keys after 24 hours (docs.stripe.com/api/idempotent_requests)."""
+    key = f"{order_id}:attempt-{attempt}:create"
+    return key if generation == 1 else f"{key}:{generation}"
 
 
 class StripeGateway:
@@ -68,7 +73,9 @@ class StripeGateway:
         )
         return cls(client, app_id)
 
-    def create_payment_intent(self, order: Order, attempt: int, execution_id: str) -> PaymentIntentView:
+    def create_payment_intent(
+        self, order: Order, attempt: int, execution_id: str, key_generation: int = 1
+    ) -> PaymentIntentView:
         params: dict[str, Any] = {
             "amount": order.amount,
             "currency": order.currency,
@@ -89,12 +96,10 @@ class StripeGateway:
                 automatic_payment_methods={"enabled": True, "allow_redirects": "never"},
             )
         options: stripe.RequestOptions = {
-            "idempotency_key": payment_idempotency_key(order.order_id, attempt)
+            "idempotency_key": payment_idempotency_key(order.order_id, attempt, key_generation)
         }
         try:
-            return PaymentIntentView.from_stripe(
-                _call(lambda: self._client.v1.payment_intents.create(params, options))
-            )
+            return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.create(params, options)))
         except stripe.CardError as declined:
             # A decline is an outcome, not an error: the PaymentIntent exists and its
             # payment_intent.payment_failed webhook resumes the workflow like any other.
@@ -103,13 +108,40 @@ class StripeGateway:
                 raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
             return PaymentIntentView.from_stripe(payment_intent)
 
+    def find_payment_intent(self, order_id: str, attempt: int, created_since: int) -> PaymentIntentView | None:
+        """The attempt's PaymentIntent if a request created one that nobody recorded (its answer was lost)."""
+
+        def search() -> PaymentIntentView | None:
+            listed = self._client.v1.payment_intents.list({"created": {"gte": created_since}, "limit": 100})
+            for payment_intent in listed.auto_paging_iter():
+                view = PaymentIntentView.from_stripe(payment_intent)
+                if (view.metadata.get("app_id"), view.metadata.get("order_id"), view.metadata.get("attempt")) == (
+                    self._app_id, order_id, str(attempt),
+                ):  # fmt: skip
+                    return view
+            return None
+
+        return _call(search)
+
+    def succeeded_payments(self, since: int) -> list[tuple[PaymentIntentView, int]]:
+        """This deployment's PaymentIntents that succeeded since `since`, each with the time it did, from
+        Stripe's events (kept 30 days: docs.stripe.com/api/events/list)."""
+
+        def listing() -> list[tuple[PaymentIntentView, int]]:
+            events = self._client.v1.events.list(
+                {"type": "payment_intent.succeeded", "created": {"gte": since}, "limit": 100}
+            )
+            return [(PaymentIntentView.from_stripe(e.data.object), int(e.created)) for e in events.auto_paging_iter()]
+
+        return [(view, at) for view, at in _call(listing) if view.metadata.get("app_id") == self._app_id]
+
     def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
-        return PaymentIntentView.from_stripe(
-            _call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
-        )
+        return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id)))
 
     def cancel(self, payment_intent_id: str, reason: str) -> PaymentIntentView:
-        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:cancel"}
+        # A key per call: a cancel that lost a race stores Stripe's 400 under its key, and a key fixed per
+        # PaymentIntent would replay that 400 to every later cancel for 24 hours.
+        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:cancel:{uuid.uuid4().hex}"}
         params: dict[str, Any] = {"cancellation_reason": reason}
         return PaymentIntentView.from_stripe(
             _call(lambda: self._client.v1.payment_intents.cancel(payment_intent_id, params, options))
@@ -122,8 +154,16 @@ class StripeGateway:
             "payment_intent": payment_intent_id,
             "metadata": {"app_id": self._app_id, "reason": reason},
         }
-        refund = _call(lambda: self._client.v1.refunds.create(params, options))
-        return str(refund.id)
+
+        def create() -> str:
+            try:
+                return str(self._client.v1.refunds.create(params, options).id)
+            except stripe.InvalidRequestError as rejected:
+                if rejected.code == "charge_already_refunded":  # by an earlier call whose key Stripe forgot
+                    return ALREADY_REFUNDED
+                raise
+
+        return _call(create)
 
 
 def _call[T](request: Callable[[], T]) -> T:
@@ -132,10 +172,11 @@ def _call[T](request: Callable[[], T]) -> T:
         return request()
     except stripe.CardError:
         raise
-    except (stripe.APIConnectionError, stripe.RateLimitError) as transient:
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as transient:
         raise StripeUnavailable(str(transient.user_message or transient)) from transient
-    except stripe.APIError as server_side:
-        raise StripeUnavailable(str(server_side.user_message or server_side)) from server_side
+    except (stripe.AuthenticationError, stripe.PermissionError, stripe.IdempotencyError) as ours:
+        # A key rotated or restricted, or a key of ours misused: never the order's fault, never definitive.
+        raise StripeUnavailable(f"{type(ours).__name__}: {ours.user_message or ours}") from ours
     except stripe.StripeError as rejected:
         if (rejected.http_status or 0) >= 500:
             raise StripeUnavailable(str(rejected.user_message or rejected)) from rejected

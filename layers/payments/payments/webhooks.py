@@ -5,6 +5,7 @@ PaymentIntents this deployment did not create, spent task tokens) and raises Aws
 only for our own transient failures, which the handler turns into a 5xx so that Stripe retries.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -69,8 +70,11 @@ def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> di
 
 
 def handle_payment_event(
-    event: dict[str, Any], *, app_id: str, payments: PaymentRecords, task_tokens: TaskTokens, now: datetime
-) -> WebhookResult:
+    event: dict[str, Any], *, app_id: str, payments: PaymentRecords, task_tokens: TaskTokens, now: datetime,
+    recover: Callable[[str], None] | None = None,
+) -> WebhookResult:  # fmt: skip
+    """`recover(payment_intent_id)` starts the reconciler for a payment that succeeded after its execution
+    stopped waiting: nothing else would fulfil or refund it."""
     kind = EVENT_KINDS.get(str(event.get("type")))
     if kind is None:
         return WebhookResult.IGNORED_TYPE
@@ -118,4 +122,6 @@ def handle_payment_event(
     # Also on a duplicate delivery: the first one may have failed after recording.
     if task_tokens.resume(token, item["outcome"]):
         return WebhookResult.RESUMED
+    if recover is not None and kind.status == "succeeded":
+        recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
