@@ -1,0 +1,100 @@
+"""The load run: many payments started at once on a stack of their own, each held to the schedules' checks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from local_runtime.reliability.courier import Plan
+from local_runtime.reliability.invariants import Verdict, judge, stock_problems
+from local_runtime.reliability.schedules import PAYMENTS, order_input, order_prefix, pick
+from local_runtime.reliability.settings import PATIENT_PARAMETERS
+from local_runtime.reliability.stack import local_stack
+
+LOAD_MIX = {"card": 75, "declined": 8, "insufficient_funds": 5, "sepa": 7, "out_of_stock": 5}
+
+
+@dataclass
+class LoadReport:
+    count: int
+    start_seconds: float  # to start them all
+    wall_seconds: float  # from the first start until every execution had ended
+    cpu_seconds: float
+    latencies: list[float]
+    final_states: Counter[str]
+    failed: list[Verdict]
+    executions: int
+    stock_problems: list[str]
+
+
+def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200.0) -> LoadReport:
+    """`count` payments started at once on a stack of their own (timeout 600 s: none should time out)."""
+    with local_stack(PATIENT_PARAMETERS) as stack:
+        rng = random.Random(seed)
+        prefix = order_prefix("load", seed)
+        warm_up = f"{prefix}-warmup"
+        stack.courier.plan(warm_up, Plan("immediate"))
+        stack.watcher.wait(stack.start(order_input(warm_up, PAYMENTS["card"]), warm_up), 60)
+        orders = [(f"{prefix}-{i:05d}x", pick(rng, LOAD_MIX)) for i in range(count)]
+        for order_id, _ in orders:
+            stack.courier.plan(order_id, Plan("immediate"))
+        stock = stack.stock()
+        started, cpu = time.monotonic(), time.process_time()
+        with ThreadPoolExecutor(max_workers=starters) as pool:
+            arns = list(pool.map(lambda o: stack.start(order_input(o[0], PAYMENTS[o[1]]), o[0]), orders))
+        start_seconds = time.monotonic() - started
+        finished = stack.watcher.wait_all(arns, deadline - (time.monotonic() - started))
+        wall = time.monotonic() - started
+        cpu_seconds = time.process_time() - cpu
+        verdicts, latencies = [], []
+        for (order_id, kind), arn, done in zip(orders, arns, finished, strict=True):
+            stack.courier.drain(order_id, timeout=30)
+            verdict = judge(stack, f"load {kind}", order_id, arn, wall, finished=done)
+            verdicts.append(verdict)
+            latencies.append(verdict.latency)
+        return LoadReport(
+            count=count,
+            start_seconds=start_seconds,
+            wall_seconds=wall,
+            cpu_seconds=cpu_seconds,
+            latencies=sorted(latencies),
+            final_states=Counter(v.final_state for v in verdicts),
+            failed=[v for v in verdicts if not v.ok],
+            executions=stack.executions_started,
+            stock_problems=stock_problems(stack, verdicts, stock),
+        )
+
+
+class LoadProcess:
+    """run_load in a process of its own (spawned: a fresh interpreter, no mock inherited)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_load_child, args=(count, seed, send), name="reliability-load")
+        self._process.start()
+        send.close()
+
+    def result(self) -> LoadReport:
+        report: LoadReport | BaseException = self._receive.recv()
+        if isinstance(report, BaseException):
+            raise report
+        return report
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+
+
+def _load_child(count: int, seed: int, send: Any) -> None:
+    try:
+        send.send(run_load(count, seed))
+    except BaseException as failure:  # noqa: BLE001 - handed to the parent, which raises it
+        send.send(RuntimeError(f"load test failed: {failure!r}\n{traceback.format_exc()}"))

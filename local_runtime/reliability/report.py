@@ -1,0 +1,112 @@
+"""What a run found: the report, and its last line, the summary (`reliability: schedules=N ... unexpected_status=N`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from local_runtime.reliability.bad_starts import StartResult
+from local_runtime.reliability.invariants import Verdict
+from local_runtime.reliability.load import LoadReport
+from local_runtime.reliability.webhook_targets import CaseResult
+
+
+@dataclass
+class Results:
+    schedules: list[Verdict] = field(default_factory=list)
+    schedule_seconds: float = 0.0
+    schedule_stock: list[str] = field(default_factory=list)
+    webhook_cases: list[CaseResult] = field(default_factory=list)
+    webhook_targets: list[Verdict] = field(default_factory=list)
+    bad_starts: list[StartResult] = field(default_factory=list)
+    load: LoadReport | None = None
+    executions: int = 0
+
+    def verdicts(self) -> list[Verdict]:
+        return self.schedules + self.webhook_targets + (self.load.failed if self.load else [])
+
+    @property
+    def lost(self) -> int:
+        return (
+            sum(1 for v in self.verdicts() if v.lost)
+            + len(self.schedule_stock)
+            + (len(self.load.stock_problems) if self.load else 0)
+        )
+
+    @property
+    def double_charged(self) -> int:
+        return sum(1 for v in self.verdicts() if v.double_charged)
+
+    @property
+    def unexpected_status(self) -> int:
+        return (
+            sum(1 for v in self.verdicts() if v.unexpected_status)
+            + sum(1 for c in self.webhook_cases if not c.ok)
+            + sum(1 for s in self.bad_starts if not s.ok)
+        )
+
+    def summary_line(self) -> str:
+        return (
+            f"reliability: schedules={len(self.schedules)} executions={self.executions} "
+            f"concurrent={self.load.count if self.load else 0} "
+            f"bad_inputs={len(self.webhook_cases) + len(self.bad_starts)} lost={self.lost} "
+            f"double_charged={self.double_charged} unexpected_status={self.unexpected_status}"
+        )
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    return values[min(len(values) - 1, int(fraction * len(values)))] if values else 0.0
+
+
+def report(results: Results) -> str:
+    lines = []
+    if results.schedules:
+        ok = sum(1 for v in results.schedules if v.ok)
+        states = Counter(v.final_state for v in results.schedules)
+        fired = sum(v.faults_fired for v in results.schedules)
+        lines.append(
+            f"schedules: {len(results.schedules)} in {results.schedule_seconds:.1f}s, {ok} held every invariant; "
+            f"{fired} injected faults fired"
+        )
+        lines.append("  final states: " + ", ".join(f"{k} {n}" for k, n in states.most_common()))
+    if results.load:
+        load = results.load
+        ok = load.count - len(load.failed)
+        lines.append(
+            f"load: {load.count} payments started concurrently (all started within {load.start_seconds:.1f}s), "
+            f"every execution final after {load.wall_seconds:.1f}s wall ({load.count / load.wall_seconds:.1f}/s, "
+            f"{load.cpu_seconds:.0f}s CPU); {ok} held every invariant"
+        )
+        p50, p95 = _percentile(load.latencies, 0.5), _percentile(load.latencies, 0.95)
+        lines.append(
+            f"  execution time p50 {p50:.1f}s, p95 {p95:.1f}s, max {max(load.latencies, default=0):.1f}s; ended: "
+            + ", ".join(f"{k} {n}" for k, n in load.final_states.most_common())
+        )
+    if results.webhook_cases:
+        ok = sum(1 for c in results.webhook_cases if c.ok)
+        lines.append(
+            f"bad webhook requests: {len(results.webhook_cases)}, {ok} answered as expected and changed nothing"
+        )
+    if results.bad_starts:
+        ok = sum(1 for s in results.bad_starts if s.ok)
+        lines.append(f"bad start inputs: {len(results.bad_starts)}, {ok} ended in OrderRejected naming the field")
+    for verdict in results.verdicts():
+        if not verdict.ok:
+            lines.append(
+                f"PROBLEM {verdict.order_id} [{verdict.name}]: ended {verdict.final_state} "
+                f"({verdict.execution_status}), order {verdict.order_status}, Stripe {verdict.stripe_truth}"
+            )
+            lines += [f"    {problem}" for problem in verdict.problems()]
+            lines.append("    path: " + " > ".join(verdict.path))
+    for problem in results.schedule_stock + (results.load.stock_problems if results.load else []):
+        lines.append(f"PROBLEM stock: {problem}")
+    for case in results.webhook_cases:
+        if not case.ok:
+            lines.append(
+                f"PROBLEM webhook [{case.name}]: expected {case.expected}, got {case.status}"
+                + "".join(f"; {c}" for c in case.changed)
+            )
+    for start in results.bad_starts:
+        if not start.ok:
+            lines.append(f"PROBLEM start [{start.name}]: " + "; ".join(start.problems))
+    return "\n".join(lines)
