@@ -49,6 +49,12 @@ def missing(param: str) -> Rejected:
     return Rejected(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
 
 
+def exclusive(*params: str) -> Rejected:
+    return Rejected(
+        400, f"You may only specify one of these parameters: {', '.join(params)}.", code="parameters_exclusive"
+    )
+
+
 def find[T](table: dict[str, T], kind: str, ident: str, param: str = "id") -> T:
     """The object with this id, or Stripe's resource_missing: 404 for an id in the URL, 400 for a parameter."""
     if ident not in table:

@@ -72,12 +72,14 @@ class FakeStripe:
         self.set_delivery, self.release_held = self._webhooks.set_delivery, self._webhooks.release_held  # chaos
         self._routes: list[tuple[str, str, Endpoint]] = [
             ("POST", r"/v1/payment_intents", self._payments.create),
+            ("GET", r"/v1/payment_intents", self._payments.list_all),
             ("GET", r"/v1/payment_intents/([^/]+)", self._payments.retrieve),
             ("POST", r"/v1/payment_intents/([^/]+)/confirm", self._payments.confirm),
             ("POST", r"/v1/payment_intents/([^/]+)/cancel", self._payments.cancel),
             ("POST", r"/v1/refunds", self._refunds.create),
             ("GET", r"/v1/refunds/([^/]+)", self._refunds.retrieve),
             ("GET", r"/v1/charges/([^/]+)", self._payments.retrieve_charge),
+            ("GET", r"/v1/events", self._events.list_all),
             ("GET", r"/v1/events/([^/]+)", self._events.retrieve),
         ]
 

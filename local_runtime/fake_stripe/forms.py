@@ -61,12 +61,15 @@ def read_bool(params: Obj, name: str) -> bool:
     return value == "true"
 
 
-def to_integer(raw: Any, param: str, minimum: int | None = None) -> int:
+def to_integer(raw: Any, param: str, minimum: int | None = None, maximum: int | None = None) -> int:
     if not isinstance(raw, str) or not re.fullmatch(r"-?\d+", raw):
         raise Rejected(400, f"Invalid integer: {raw}", code="parameter_invalid_integer", param=param)
     value = int(raw)
     if minimum is not None and value < minimum:
         message = f"This value must be greater than or equal to {minimum}."
+        raise Rejected(400, message, code="parameter_invalid_integer", param=param)
+    if maximum is not None and value > maximum:
+        message = f"This value must be less than or equal to {maximum}."
         raise Rejected(400, message, code="parameter_invalid_integer", param=param)
     return value
 

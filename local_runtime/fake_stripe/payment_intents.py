@@ -16,6 +16,7 @@ from local_runtime.fake_stripe.forms import (
     read_str,
     read_str_list,
 )
+from local_runtime.fake_stripe.lists import list_page
 from local_runtime.fake_stripe.objects import Obj, RequestRef, new_id, snapshot
 from local_runtime.fake_stripe.payment_methods import (
     ASYNC_FAILURE,
@@ -117,6 +118,18 @@ class PaymentIntents:
 
     def retrieve(self, pi_id: str, params: Obj, request: RequestRef) -> Obj:
         return self._render(find(self.payment_intents, "payment_intent", pi_id, "intent"), params)
+
+    def list_all(self, params: Obj, request: RequestRef) -> Obj:
+        """https://docs.stripe.com/api/payment_intents/list, filtered by `customer` too."""
+        customer = read_str(params, "customer")
+        return list_page(
+            "payment_intent",
+            "/v1/payment_intents",
+            list(self.payment_intents.values()),
+            params,
+            ("customer",),
+            lambda pi: customer is None or pi["customer"] == customer,
+        )
 
     def confirm(self, pi_id: str, params: Obj, request: RequestRef) -> Obj:
         check_known(params, CONFIRM_PARAMS)
