@@ -9,7 +9,7 @@ The unmodified stripe-python client talks to it over real HTTP::
 
 It models PaymentIntents, charges, refunds and events with Stripe's object shapes, error JSON, status
 codes, idempotency (saved responses, 409 for a key in flight, keys forgotten after 24 h on a clock tests
-can move) and list pagination; it delivers signed webhooks from a background
+can move), list pagination and, when asked, rate limits; it delivers signed webhooks from a background
 thread and offers switches for webhook chaos (duplicates, reordering, drops, holds) and API faults
 (500/429 or a TCP reset, before or after the commit). Each module names the Stripe documentation it
 follows, and tests/local pins it there. Standard library only.

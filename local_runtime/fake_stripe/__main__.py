@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         "--forward-to", action="append", default=[], metavar="URL", help="webhook endpoint (repeatable)"
     )
     parser.add_argument("--settle-seconds", type=float, default=5.0, help="delay before bank debits leave 'processing'")
+    parser.add_argument("--rate-limit", type=float, metavar="PER_SECOND", help="429 beyond this rate (sandbox: 25)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     fake = FakeStripe(
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         async_settle_seconds=args.settle_seconds,
+        rate_limit_per_second=args.rate_limit,
     )
     for url in args.forward_to:
         fake.add_webhook_endpoint(url)

@@ -17,6 +17,7 @@ from local_runtime.fake_stripe.idempotency import IdempotencyKeys, Response
 from local_runtime.fake_stripe.objects import Obj, RequestRef, dump, new_id
 from local_runtime.fake_stripe.payment_intents import PaymentIntents
 from local_runtime.fake_stripe.payment_methods import TestPaymentMethod
+from local_runtime.fake_stripe.rate_limit import RateLimiter
 from local_runtime.fake_stripe.refunds import Refunds
 from local_runtime.fake_stripe.server import ApiServer, Handler, RecordedRequest, authenticate
 from local_runtime.fake_stripe.webhooks import WebhookSender
@@ -30,9 +31,9 @@ class FakeStripe:
     """Stripe's API on 127.0.0.1 for one test account.
 
     `clock` dates every object and event and ages idempotency keys (`idempotency_key_ttl_seconds`, 24 h);
-    `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
-    `payment_intents`, `charges`, `refunds`, `events`, `requests` and `deliveries`, and turn the switches
-    below."""
+    `rate_limit_per_second` turns on Stripe's rate limiter (off by default); `async_settle_seconds` is how
+    long bank debits stay processing (None: until `settle`). Tests read `payment_intents`, `charges`,
+    `refunds`, `events`, `requests` and `deliveries`, and turn the switches below."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class FakeStripe:
         webhook_retry_backoff: tuple[float, ...] = (0.2, 0.5, 1.0),
         clock: Clock | None = None,
         idempotency_key_ttl_seconds: float = 24 * 3600,
+        rate_limit_per_second: float | None = None,
     ) -> None:
         self.api_key, self.webhook_secret, self.account = api_key, webhook_secret, account
         self.host, self.port, self.url = host, port, ""
@@ -53,7 +55,7 @@ class FakeStripe:
         self.clock = clock or Clock()
         self.requests: list[RecordedRequest] = []
         # Called with (method, path, raw body) as each API request reaches its endpoint, before it runs (after
-        # authentication and the idempotency check): lets a test stage a race (the customer
+        # authentication, rate limiting and the idempotency check): lets a test stage a race (the customer
         # paying the instant before a cancel lands) or hold a request in flight.
         self.before_request: Callable[[str, str, str], None] | None = None
         self._lock = threading.RLock()  # guards the account's objects
@@ -62,6 +64,7 @@ class FakeStripe:
         self._payments = PaymentIntents(self.clock, self._events, self._schedule_settlement)
         self._refunds = Refunds(self.clock, self._events, self._payments)
         self._idempotency = IdempotencyKeys(self.clock, idempotency_key_ttl_seconds)
+        self._rate_limiter = RateLimiter(rate_limit_per_second, self.clock) if rate_limit_per_second else None
         self._faults = Faults()
         self._timers: list[threading.Timer] = []
         self._server: ApiServer | None = None
@@ -179,13 +182,15 @@ class FakeStripe:
             h.respond(fault.response(request_id))
 
     def _process(self, h: Handler, path: str, query: str, raw: str, request: RequestRef) -> Response:
-        """Authenticate, validate and route the request, then run it once per idempotency key."""
+        """Authenticate, rate-limit, validate and route the request, then run it once per idempotency key."""
         headers = {"Request-Id": str(request.id)}
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
         try:
             authenticate(h.headers.get("Authorization"), self.api_key)
             account = h.headers.get("Stripe-Account") or self.account
+            if self._rate_limiter:
+                self._rate_limiter.admit(account)
             params = parse_form(raw if h.command == "POST" else query)
             endpoint, args = self._route(h.command, path)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from local_runtime.fake_stripe.errors import ApiError
 from local_runtime.fake_stripe.idempotency import Response
+from local_runtime.fake_stripe.rate_limit import rate_limited
 
 
 @dataclass
@@ -29,12 +30,7 @@ class Fault:
                 code="lock_timeout",
             )
         elif self.status == 429:
-            error = ApiError(
-                429,
-                "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
-                type="rate_limit_error",
-                code="rate_limit",
-            )
+            error = rate_limited()
         else:
             error = ApiError(self.status, "An unknown error occurred (injected by FakeStripe).", type="api_error")
         headers = {"Request-Id": request_id}
