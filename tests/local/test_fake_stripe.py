@@ -2,113 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import stripe
 
 from local_runtime.fake_stripe import FakeStripe
-
-PI = "/v1/payment_intents"
-
-
-class WebhookReceiver:
-    """A tiny HTTP endpoint that records every webhook POST (optionally failing the first few)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.fail_first = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with lock:
-                    receiver.received.append((dict(self.headers), body))
-                    failing = receiver.fail_first > 0
-                    receiver.fail_first -= failing
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in list(self.received)]
-
-    def types(self, pi_id: str | None = None) -> list[str]:
-        return [
-            e["type"]
-            for e in self.events()
-            if pi_id is None or pi_id in (e["data"]["object"]["id"], e["data"]["object"].get("payment_intent"))
-        ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def fake(receiver: WebhookReceiver) -> Iterator[FakeStripe]:
-    with FakeStripe(async_settle_seconds=0.2, webhook_retry_backoff=(0.05, 0.1, 0.2)) as f:
-        f.add_webhook_endpoint(receiver.url)
-        yield f
-
-
-@pytest.fixture
-def client(fake: FakeStripe) -> stripe.StripeClient:
-    return stripe.StripeClient(fake.api_key, base_addresses={"api": fake.url}, max_network_retries=2)
-
-
-def create(
-    client: stripe.StripeClient, pm: str | None = None, key: str | None = None, **extra: Any
-) -> stripe.PaymentIntent:
-    params: dict[str, Any] = {"amount": 2500, "currency": "eur", "metadata": {"order_id": "ord_1"}}
-    if pm:
-        params.update(payment_method=pm, confirm=True)
-    params.update(extra)
-    return client.v1.payment_intents.create(params, {"idempotency_key": key} if key else None)
-
-
-def raw_request(
-    fake: FakeStripe, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(
-        fake.url + path, data=body.encode() if method == "POST" else None, method=method, headers=headers or {}
-    )
-    try:
-        with urllib.request.urlopen(req) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
+from tests.local._support import PI, WebhookReceiver, create, raw_request, wait_until
 
 # ------------------------------------------------------------------ payment method outcomes
 
@@ -269,58 +170,6 @@ def test_invalid_requests(fake: FakeStripe, client: stripe.StripeClient) -> None
         client.v1.payment_intents.retrieve("pi_missing")
     assert (exc.value.http_status, exc.value.code) == (404, "resource_missing")
     assert fake.payment_intents == {} and fake.events == []
-
-
-# ------------------------------------------------------------------ idempotency
-
-
-def test_idempotent_replay(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    first = create(client, "pm_card_visa", key="order-1-attempt-1")
-    again = create(client, "pm_card_visa", key="order-1-attempt-1")
-    assert again.id == first.id
-    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
-    assert "Idempotent-Replayed" not in first.last_response.headers
-    assert len(fake.payment_intents) == 1 and len(fake.events) == 3
-    assert [r.replayed for r in fake.requests] == [False, True]
-
-
-def test_idempotent_replay_of_a_decline(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    errors = []
-    for _ in range(2):
-        with pytest.raises(stripe.CardError) as exc:
-            create(client, "pm_card_chargeDeclined", key="decline-key")
-        errors.append(exc.value)
-    assert errors[0].json_body == errors[1].json_body
-    assert errors[1].headers.get("Idempotent-Replayed") == "true"
-    assert len(fake.payment_intents) == 1
-
-
-def test_idempotency_error_on_changed_parameters(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    create(client, key="k1")
-    with pytest.raises(stripe.IdempotencyError) as exc:
-        create(client, key="k1", amount=9999)
-    assert exc.value.http_status == 400 and exc.value.error.type == "idempotency_error"
-    assert len(fake.payment_intents) == 1
-
-
-def test_concurrent_requests_with_one_key_create_one_payment_intent(
-    fake: FakeStripe, client: stripe.StripeClient
-) -> None:
-    ids: list[str] = []
-    barrier = threading.Barrier(8)
-
-    def worker() -> None:
-        barrier.wait()
-        ids.append(create(client, "pm_card_visa", key="same-key").id)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(ids) == 8 and len(set(ids)) == 1
-    assert len(fake.payment_intents) == 1
-    assert sum(r.replayed for r in fake.requests) == 7
 
 
 # ------------------------------------------------------------------ webhooks

@@ -1,0 +1,58 @@
+"""Events (https://docs.stripe.com/api/events): recorded for every change, sent to webhook endpoints, and
+listed or retrieved through the API for 30 days ("List events, going back up to 30 days",
+https://docs.stripe.com/api/events/list; "Retrieves the details of an event if it was created in the last
+30 days", https://docs.stripe.com/api/events/retrieve)."""
+
+import fnmatch
+
+from local_runtime.fake_stripe.clock import Clock
+from local_runtime.fake_stripe.errors import Rejected, exclusive, find
+from local_runtime.fake_stripe.forms import read_str, read_str_list
+from local_runtime.fake_stripe.lists import list_page
+from local_runtime.fake_stripe.objects import API_VERSION, Obj, RequestRef, new_id, snapshot
+from local_runtime.fake_stripe.webhooks import WebhookSender
+
+RETENTION_SECONDS = 30 * 24 * 3600
+
+
+class EventLog:
+    def __init__(self, clock: Clock, webhooks: WebhookSender) -> None:
+        self._clock, self._webhooks = clock, webhooks
+        self.events: list[Obj] = []  # every event, oldest first, however old
+
+    def emit(self, type_: str, obj: Obj, request: RequestRef) -> None:
+        event: Obj = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": self._clock.timestamp(),
+            "data": {"object": snapshot(obj)},
+            "livemode": False,
+            "pending_webhooks": self._webhooks.endpoint_count,
+            "request": {"id": request.id, "idempotency_key": request.idempotency_key},
+            "type": type_,
+        }
+        self.events.append(event)
+        self._webhooks.publish(event)
+
+    def retrieve(self, event_id: str, params: Obj, request: RequestRef) -> Obj:
+        return snapshot(find({event["id"]: event for event in self._retained()}, "event", event_id))
+
+    def list_all(self, params: Obj, request: RequestRef) -> Obj:
+        """`type` is one event name or a pattern with `*`; `types` up to 20 names; not both."""
+        type_, types = read_str(params, "type"), read_str_list(params, "types")
+        if type_ and types:
+            raise exclusive("type", "types")
+        if types is not None and len(types) > 20:
+            raise Rejected(400, "Invalid array: types must have at most 20 elements", param="types")
+
+        def wanted(event: Obj) -> bool:
+            if type_:
+                return fnmatch.fnmatchcase(event["type"], type_)
+            return types is None or event["type"] in types
+
+        return list_page("event", "/v1/events", self._retained(), params, ("type", "types"), wanted)
+
+    def _retained(self) -> list[Obj]:
+        oldest = self._clock.now() - RETENTION_SECONDS
+        return [event for event in self.events if event["created"] >= oldest]

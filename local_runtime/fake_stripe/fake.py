@@ -1,0 +1,245 @@
+"""FakeStripe: the server, its Stripe account's objects and the switches tests turn."""
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Self
+from urllib.parse import urlsplit
+
+from local_runtime.fake_stripe.clock import Clock
+from local_runtime.fake_stripe.errors import ApiError, Rejected
+from local_runtime.fake_stripe.events import EventLog
+from local_runtime.fake_stripe.faults import Fault, Faults
+from local_runtime.fake_stripe.forms import parse_form
+from local_runtime.fake_stripe.idempotency import IdempotencyKeys, Response
+from local_runtime.fake_stripe.objects import Obj, RequestRef, dump, new_id
+from local_runtime.fake_stripe.payment_intents import PaymentIntents
+from local_runtime.fake_stripe.payment_methods import TestPaymentMethod
+from local_runtime.fake_stripe.rate_limit import RateLimiter
+from local_runtime.fake_stripe.refunds import Refunds
+from local_runtime.fake_stripe.server import ApiServer, Handler, RecordedRequest, authenticate
+from local_runtime.fake_stripe.webhooks import WebhookSender
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[..., Obj]
+
+
+class FakeStripe:
+    """Stripe's API on 127.0.0.1 for one test account.
+
+    `clock` dates every object and event and ages idempotency keys (`idempotency_key_ttl_seconds`, 24 h);
+    `rate_limit_per_second` turns on Stripe's rate limiter (off by default); `async_settle_seconds` is how
+    long bank debits stay processing (None: until `settle`). Tests read `payment_intents`, `charges`,
+    `refunds`, `events`, `requests` and `deliveries`, and turn the switches below."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk_test_local",
+        webhook_secret: str = "whsec_local",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account: str = "acct_local",
+        async_settle_seconds: float | None = 1.0,
+        webhook_retry_backoff: tuple[float, ...] = (0.2, 0.5, 1.0),
+        clock: Clock | None = None,
+        idempotency_key_ttl_seconds: float = 24 * 3600,
+        rate_limit_per_second: float | None = None,
+    ) -> None:
+        self.api_key, self.webhook_secret, self.account = api_key, webhook_secret, account
+        self.host, self.port, self.url = host, port, ""
+        self.async_settle_seconds = async_settle_seconds
+        self.clock = clock or Clock()
+        self.requests: list[RecordedRequest] = []
+        # Called with (method, path, raw body) as each API request reaches its endpoint, before it runs (after
+        # authentication, rate limiting and the idempotency check): lets a test stage a race (the customer
+        # paying the instant before a cancel lands) or hold a request in flight.
+        self.before_request: Callable[[str, str, str], None] | None = None
+        self._lock = threading.RLock()  # guards the account's objects
+        self._webhooks = WebhookSender(webhook_retry_backoff)
+        self._events = EventLog(self.clock, self._webhooks)
+        self._payments = PaymentIntents(self.clock, self._events, self._schedule_settlement)
+        self._refunds = Refunds(self.clock, self._events, self._payments)
+        self._idempotency = IdempotencyKeys(self.clock, idempotency_key_ttl_seconds)
+        self._rate_limiter = RateLimiter(rate_limit_per_second, self.clock) if rate_limit_per_second else None
+        self._faults = Faults()
+        self._timers: list[threading.Timer] = []
+        self._server: ApiServer | None = None
+        self._thread: threading.Thread | None = None
+        self.payment_intents, self.charges = self._payments.payment_intents, self._payments.charges
+        self.refunds, self.events = self._refunds.refunds, self._events.events
+        self.deliveries = self._webhooks.deliveries
+        self.set_delivery, self.release_held = self._webhooks.set_delivery, self._webhooks.release_held  # chaos
+        self._routes: list[tuple[str, str, Endpoint]] = [
+            ("POST", r"/v1/payment_intents", self._payments.create),
+            ("GET", r"/v1/payment_intents", self._payments.list_all),
+            ("GET", r"/v1/payment_intents/([^/]+)", self._payments.retrieve),
+            ("POST", r"/v1/payment_intents/([^/]+)/confirm", self._payments.confirm),
+            ("POST", r"/v1/payment_intents/([^/]+)/cancel", self._payments.cancel),
+            ("POST", r"/v1/refunds", self._refunds.create),
+            ("GET", r"/v1/refunds/([^/]+)", self._refunds.retrieve),
+            ("GET", r"/v1/charges/([^/]+)", self._payments.retrieve_charge),
+            ("GET", r"/v1/events", self._events.list_all),
+            ("GET", r"/v1/events/([^/]+)", self._events.retrieve),
+        ]
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> Self:
+        self._server = ApiServer((self.host, self.port), self._answer)
+        self.port = self._server.server_address[1]
+        self.url = f"http://{self.host}:{self.port}"
+        self._webhooks.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-stripe-http", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._webhooks.stop()
+        for timer in self._timers:
+            timer.cancel()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- test controls
+    def add_webhook_endpoint(self, url: str, *, secret: str | None = None) -> None:
+        self._webhooks.add_endpoint(url, secret or self.webhook_secret)
+
+    def wait_for_deliveries(self, timeout: float = 5.0) -> None:
+        """Block until no delivery is queued or in flight (held/parked events don't count)."""
+        self._webhooks.wait(timeout)
+
+    def complete_3ds(self, payment_intent_id: str, *, succeed: bool = True) -> None:
+        """The customer passes (or fails) 3-D Secure in the browser."""
+        with self._lock:
+            self._payments.complete_3ds(payment_intent_id, succeed)
+
+    def settle(self, payment_intent_id: str, *, succeed: bool = True) -> None:
+        """The bank settles a processing debit now."""
+        with self._lock:
+            self._payments.settle(payment_intent_id, succeed)
+
+    def fail_next(
+        self,
+        method: str,
+        path_prefix: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        after_commit: bool = False,
+        reset_connection: bool = False,
+        should_retry: bool | None = None,
+        match: Callable[[str, str], bool] | None = None,
+    ) -> Fault:
+        """Fail the next `times` matching requests with a Stripe error or a TCP reset.
+
+        `match(path, raw body)` narrows the fault to some requests (one order's, say). Returns the
+        fault: setting its `times` to 0 withdraws it.
+
+        With after_commit=True the request is fully processed (and its response saved for its
+        idempotency key) before the failure is returned, so a retry gets the replay; without it the
+        request fails before any endpoint begins, so nothing is saved and a retry runs afresh.
+        `should_retry` sets the Stripe-Should-Retry header (default: not sent, so stripe-python
+        retries 5xx and connection errors but not 429).
+        """
+        fault = Fault(method.upper(), path_prefix, status, times, after_commit, reset_connection, should_retry, match)
+        return self._faults.add(fault)
+
+    # ----------------------------------------------------------------- requests
+    def _answer(self, h: Handler) -> None:
+        request_id = new_id("req", 14)
+        url = urlsplit(h.path)
+        raw = h.body()
+        ikey = h.headers.get("Idempotency-Key") if h.command == "POST" else None
+        record = RecordedRequest(h.command, url.path, ikey, request_id=request_id)
+        with self._lock:
+            self.requests.append(record)
+        fault = self._faults.take(h.command, url.path, raw)
+        if fault is None or fault.after_commit:
+            response = self._process(h, url.path, url.query, raw, RequestRef(request_id, ikey))
+            record.status, record.replayed = response.status, response.headers.get("Idempotent-Replayed") == "true"
+        if fault is None:
+            h.respond(response)
+        elif fault.reset_connection:
+            record.status, record.fault = None, "reset"
+            h.reset_connection()
+        else:
+            record.status, record.fault = fault.status, "error"
+            h.respond(fault.response(request_id))
+
+    def _process(self, h: Handler, path: str, query: str, raw: str, request: RequestRef) -> Response:
+        """Authenticate, rate-limit, validate and route the request, then run it once per idempotency key."""
+        headers = {"Request-Id": str(request.id)}
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
+        try:
+            authenticate(h.headers.get("Authorization"), self.api_key)
+            account = h.headers.get("Stripe-Account") or self.account
+            if self._rate_limiter:
+                self._rate_limiter.admit(account)
+            params = parse_form(raw if h.command == "POST" else query)
+            endpoint, args = self._route(h.command, path)
+
+            def execute() -> Response:
+                """Run the endpoint: what it answers is saved for the key, errors too, unless `Rejected`."""
+                if self.before_request is not None:
+                    self.before_request(h.command, path, raw)
+                try:
+                    with self._lock:
+                        return Response(200, dump(endpoint(*args, params, request)), headers)
+                except Rejected:
+                    raise
+                except ApiError as e:
+                    return Response(e.status, e.body(), {**headers, **e.headers})
+                except Exception:
+                    log.exception("FakeStripe endpoint crashed")
+                    return Response(500, ApiError(500, "Internal error", type="api_error").body(), headers)
+
+            if not request.idempotency_key:
+                return execute()
+            scope = (self.api_key, account, request.idempotency_key)
+            fingerprint = (h.command, path, json.dumps(params, sort_keys=True))
+            return self._idempotency.run(scope, fingerprint, execute)
+        except Rejected as e:
+            return Response(e.status, e.body(), {**headers, **e.headers})
+
+    def _route(self, method: str, path: str) -> tuple[Endpoint, tuple[str, ...]]:
+        for route_method, pattern, endpoint in self._routes:
+            match = re.fullmatch(pattern, path)
+            if match and route_method == method:
+                return endpoint, match.groups()
+        raise Rejected(
+            404,
+            f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
+            "https://support.stripe.com/.",
+        )
+
+    # ----------------------------------------------------------------- the bank, on its own time
+    def _schedule_settlement(self, pi_id: str, charge_id: str, pm: TestPaymentMethod) -> None:
+        if self.async_settle_seconds is None:
+            return
+        timer = threading.Timer(
+            self.async_settle_seconds * pm.settle_factor, self._settle_on_time, (pi_id, charge_id, pm.settles_ok)
+        )
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _settle_on_time(self, pi_id: str, charge_id: str, succeed: bool) -> None:
+        with self._lock:
+            if self._payments.still_processing(pi_id, charge_id):
+                self._payments.settle(pi_id, succeed)
