@@ -41,6 +41,7 @@ from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetai
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_operator_type import (
     ComparisonOperatorType,
@@ -106,10 +107,14 @@ class LocalCloud:
         parameters: dict[str, str] | None = None,
         stack_name: str = "stripe-payments",
         log_stream: io.TextIOBase | None = None,
+        retry_seconds_scale: float = 1.0,
     ) -> None:
+        """`retry_seconds_scale` shortens every ASL Retry's wait (0.1: a tenth), so that a test can exhaust a
+        step's retries and park it in seconds; the ASL and the order of events are unchanged."""
         self.template = Template(stack_name, {"StripeApiBase": stripe_api_base, **(parameters or {})})
         self._credentials = {"api_key": stripe_api_key, "webhook_signing_secret": webhook_signing_secret}
         self._log_stream = log_stream
+        self._retry_seconds_scale = retry_seconds_scale
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._specs: dict[str, FunctionSpec] = {}
         self.aws = AwsTraffic()
@@ -135,6 +140,7 @@ class LocalCloud:
             ),
             mock.patch.object(ComparisonVariable, "_eval_body", _fail_on_missing_path(ComparisonVariable._eval_body)),
             *_fast_interpreter(),
+            mock.patch.object(retrier_decl, "time", _ScaledSleep(self._retry_seconds_scale)),
         ]
         for patch in self._patches:
             patch.start()
@@ -218,6 +224,9 @@ class LocalCloud:
     ) -> bytes:
         name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
         event = json.loads(body) if body else {}
+        if headers.get("X-Amz-Invocation-Type") == "Event":  # Lambda queues it and answers 202 at once
+            threading.Thread(target=self.invoke_function, args=(name, event), name=f"async-{name}", daemon=True).start()
+            return b""
         result, error = self.invoke_function(name, event)
         if error is not None:
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -448,6 +457,14 @@ def _fail_on_missing_path(real: Callable[[Any, Any], None]) -> Callable[[Any, An
         real(comparison, env)
 
     return eval_body
+
+
+class _ScaledSleep:
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
 
 
 def _fast_interpreter() -> list[Any]:

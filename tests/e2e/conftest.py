@@ -25,6 +25,7 @@ def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
         stripe_api_key=API_KEY,
         webhook_signing_secret=SIGNING_SECRET,
         parameters=LOCAL_PARAMETERS,
+        retry_seconds_scale=0.1,
     ) as local:
         stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
         seed_inventory(local)

@@ -51,13 +51,16 @@ def test_a_card_payment_enters_no_state_it_does_not_need(cloud: LocalCloud, stri
     ]  # fmt: skip
     first = json.loads(entered[1]["input"])
     assert first["order"]["orderId"] == outcome.order_id
-    assert (first["attempt"], first["settings"]) == (
+    assert (first["attempt"], first["settings"], first["park"]) == (
         1,
         {
             "maxAttempts": int(LOCAL_PARAMETERS["MaxPaymentAttempts"]),
             "retryDelaySeconds": int(LOCAL_PARAMETERS["RetryDelaySeconds"]),
             "paymentTimeoutSeconds": int(LOCAL_PARAMETERS["PaymentTimeoutSeconds"]),
+            "parkSeconds": int(LOCAL_PARAMETERS["ParkIntervalSeconds"]),
+            "maxParkRounds": int(LOCAL_PARAMETERS["MaxParkRounds"]),
         },
+        {"rounds": 0},
     )
 
 
@@ -69,7 +72,7 @@ def test_a_retry_starts_the_next_attempt_from_the_order_alone(cloud: LocalCloud,
     retry = names.index("NotifyRetry")
     assert names[retry : retry + 4] == ["NotifyRetry", "NextAttempt", "WaitBeforeRetry", "CreatePaymentIntent"]
     first, second = (json.loads(entered[i]["input"]) for i in (1, retry + 3))
-    assert second == {"order": first["order"], "attempt": 2, "settings": first["settings"]}
+    assert second == {"order": first["order"], "attempt": 2, "settings": first["settings"], "park": first["park"]}
 
 
 def test_duplicate_webhooks_fulfil_once(cloud, stripe) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from payments.errors import InvalidOrder
-from payments.orders import STRIPE_MAX_AMOUNT, parse_order
+from payments.orders import MAX_LINE_ITEMS, STRIPE_MAX_AMOUNT, parse_order
 from tests.conftest import sample_order
 
 _MISSING = object()
@@ -24,6 +24,10 @@ def order_with(**overrides: Any) -> dict[str, Any]:
 
 def one_item(**item: Any) -> list[dict[str, Any]]:
     return [{"sku": "MUG-BLUE", "quantity": 1, "unitAmount": 2500, **item}]
+
+
+def many_items(count: int) -> list[dict[str, Any]]:
+    return [{"sku": f"SKU-{n:03d}", "quantity": 1} for n in range(count)]
 
 
 REJECTIONS = [
@@ -143,6 +147,15 @@ REJECTIONS = [
         order_with(amount=2600), "items", "line totals add up to 2500, not the amount 2600", id="totals-mismatch"
     ),
     pytest.param([sample_order()], "input", "JSON object", id="input-not-object"),
+    # One DynamoDB transaction fulfils an order: its own update and a decrement per line, at most 100
+    pytest.param(
+        order_with(amount=5000, items=many_items(MAX_LINE_ITEMS + 1)),
+        "items",
+        "has 100 line items; at most 99 fit in one fulfilment transaction",
+        id="too-many-lines-to-fulfil",
+    ),
+    pytest.param(order_with(items=one_item(sku="S" * 65)), "items[0].sku", "longer than 64", id="sku-too-long"),
+    pytest.param(order_with(customer={"id": "cus_" + "x" * 252}), "customer.id", "longer than 255", id="id-too-long"),
 ]
 
 
@@ -187,6 +200,8 @@ def test_minimum_is_checked_in_the_normalised_currency() -> None:
         pytest.param({"customer": {"id": "cus_1"}}, id="id-only-customer"),
         pytest.param({"paymentMethod": None}, id="no-payment-method"),
         pytest.param({"amount": 9999, "items": [{"sku": "MUG-BLUE", "quantity": 1}]}, id="no-unit-amounts-no-sum"),
+        pytest.param({"amount": 5000, "items": many_items(MAX_LINE_ITEMS)}, id="as-many-lines-as-fulfilment-takes"),
+        pytest.param({"items": one_item(sku="S" * 64)}, id="sku-64-chars"),
     ],
 )
 def test_boundary_orders_are_accepted(overrides: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ stripe-python runs unmodified: idempotency keys, retries and error mapping are w
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -257,3 +257,94 @@ def test_fulfil_a_paid_order_once(fake, gateway, records, tables) -> None:
 
     assert (first, again) == ({"fulfilled": True}, {"fulfilled": False})
     assert tables["InventoryTable"].get_item(Key={"sku": "MUG-BLUE"})["Item"]["available"] == 8
+
+
+# -- the attempt's one PaymentIntent, whatever Stripe remembers of its idempotency key
+
+
+def create_keys(fake: FakeStripe, order_id: str) -> list[str | None]:
+    return [
+        r.idempotency_key
+        for r in fake.requests
+        if r.method == "POST" and r.path == "/v1/payment_intents" and (r.idempotency_key or "").startswith(order_id)
+    ]
+
+
+def request(the_order, gateway, records, now):  # type: ignore[no-untyped-def]
+    payments, orders = records
+    return steps.request_payment(the_order, 1, "arn:exec", stripe=gateway, payments=payments, orders=orders, now=now)
+
+
+def test_a_retried_request_returns_the_bound_payment_intent_without_creating(fake, gateway, records) -> None:
+    _, orders = records
+    the_order = order()
+    orders.claim(the_order, EXECUTION, NOW)
+
+    first = request(the_order, gateway, records, NOW)
+    again = request(the_order, gateway, records, NOW + timedelta(days=3))  # a park or a redrive, days later
+
+    assert first == again
+    assert create_keys(fake, the_order.order_id) == [payment_idempotency_key(the_order.order_id, 1)]
+
+
+def test_a_lost_answer_after_stripe_forgot_the_key_creates_no_second_payment_intent(fake, records) -> None:
+    # Given Stripe created the PaymentIntent but the answer was lost (no client retry), and a day passed:
+    # Stripe prunes keys after 24 hours and makes a new request of a reused one (docs.stripe.com/idempotency)
+    _, orders = records
+    gateway = StripeGateway.connect(API_KEY, fake.url, network_retries=0, app_id=APP_ID)
+    the_order = order()
+    orders.claim(the_order, EXECUTION, NOW)
+    fake.fail_next("POST", "/v1/payment_intents", after_commit=True, reset_connection=True, match=for_order(the_order))
+    with pytest.raises(StripeUnavailable):
+        request(the_order, gateway, records, NOW)
+    fake.clock.advance(25 * 3600)
+
+    # When the step runs again (a park round, or a redrive the next day)
+    result = request(the_order, gateway, records, NOW + timedelta(hours=25))
+
+    # Then it found the PaymentIntent the lost answer created, and bound it: one PaymentIntent, one charge
+    (only,) = intents_for(fake, the_order.order_id)
+    assert result["paymentIntentId"] == only["id"]
+    assert orders.get(the_order.order_id)["attempts"]["1"]["paymentIntentId"] == only["id"]
+    assert len(create_keys(fake, the_order.order_id)) == 1
+
+
+def test_a_prompt_retry_keeps_the_key_so_a_request_in_flight_cannot_race_it(fake, records) -> None:
+    _, orders = records
+    gateway = StripeGateway.connect(API_KEY, fake.url, network_retries=0, app_id=APP_ID)
+    the_order = order()
+    orders.claim(the_order, EXECUTION, NOW)
+    fake.fail_next("POST", "/v1/payment_intents", status=500, match=for_order(the_order))
+    with pytest.raises(StripeUnavailable):
+        request(the_order, gateway, records, NOW)
+
+    request(the_order, gateway, records, NOW + timedelta(seconds=20))
+
+    key = payment_idempotency_key(the_order.order_id, 1)
+    assert create_keys(fake, the_order.order_id) == [key, key]
+    assert len(intents_for(fake, the_order.order_id)) == 1
+
+
+def test_a_key_that_gave_no_payment_intent_is_retired_once_its_requests_are_over(fake, records) -> None:
+    # Given a create that failed (a 500 Stripe would replay for this key for a day), and no PaymentIntent
+    _, orders = records
+    gateway = StripeGateway.connect(API_KEY, fake.url, network_retries=0, app_id=APP_ID)
+    the_order = order()
+    orders.claim(the_order, EXECUTION, NOW)
+    fake.fail_next("POST", "/v1/payment_intents", status=500, match=for_order(the_order))
+    with pytest.raises(StripeUnavailable):
+        request(the_order, gateway, records, NOW)
+
+    # When the step runs again after a park round (15 minutes)
+    request(the_order, gateway, records, NOW + timedelta(minutes=15))
+
+    # Then it asked with the key's next generation, and the attempt says so
+    assert create_keys(fake, the_order.order_id) == [
+        payment_idempotency_key(the_order.order_id, 1), payment_idempotency_key(the_order.order_id, 1, 2),
+    ]  # fmt: skip
+    assert orders.get(the_order.order_id)["attempts"]["1"]["keyGeneration"] == 2
+    assert len(intents_for(fake, the_order.order_id)) == 1
+
+
+def for_order(the_order):  # type: ignore[no-untyped-def]
+    return lambda path, body: the_order.order_id in body

@@ -174,6 +174,43 @@ def test_spent_token_answers_token_spent(handle, register, payments, sfn, code: 
     assert handle(payment_intent_event("payment_intent.succeeded", pi)) is WebhookResult.TOKEN_SPENT
 
 
+@pytest.mark.parametrize(
+    ("event_type", "recovered"),
+    [("payment_intent.succeeded", True), ("payment_intent.payment_failed", False), ("payment_intent.canceled", False)],
+)
+def test_a_payment_whose_execution_stopped_waiting_starts_the_reconciler(
+    payments, register, sfn, event_type: str, recovered: bool
+) -> None:
+    # Given an execution that stopped waiting (timed out, parked past its budget, aborted) before the
+    # outcome's webhook arrived: its token is spent
+    pi = created_payment_intent(payments)
+    register(pi, "token-gone")
+    sfn.fail_next = ["TaskTimedOut"]
+    started: list[str] = []
+
+    result = handle_payment_event(
+        payment_intent_event(event_type, pi), app_id=APP_ID, payments=payments, task_tokens=TaskTokens(sfn), now=NOW,
+        recover=started.append,
+    )  # fmt: skip
+
+    # Then a paid one is handed to the reconciler (nothing else would fulfil or refund it); others are not
+    assert result is WebhookResult.TOKEN_SPENT
+    assert started == ([pi] if recovered else [])
+
+
+def test_a_payment_whose_execution_resumed_starts_no_reconciler(payments, register, sfn) -> None:
+    pi = created_payment_intent(payments)
+    register(pi, "token-live")
+    started: list[str] = []
+
+    result = handle_payment_event(
+        payment_intent_event("payment_intent.succeeded", pi), app_id=APP_ID, payments=payments,
+        task_tokens=TaskTokens(sfn), now=NOW, recover=started.append,
+    )  # fmt: skip
+
+    assert (result, started) == (WebhookResult.RESUMED, [])
+
+
 def test_older_processing_event_after_succeeded_is_duplicate(handle, register, payments, sfn) -> None:
     pi = created_payment_intent(payments)
     register(pi, "token-7")

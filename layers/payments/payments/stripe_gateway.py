@@ -149,7 +149,9 @@ class StripeGateway:
 
     def refund(self, payment_intent_id: str, reason: str) -> str:
         """Refund the whole PaymentIntent once, whatever the retries. Returns the refund id."""
-        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:refund"}
+        # One key per reason: the same key with other metadata is an idempotency_error; a second refund of the
+        # same charge for another reason is refused by Stripe as charge_already_refunded.
+        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:refund:{reason}"}
         params: dict[str, Any] = {
             "payment_intent": payment_intent_id,
             "metadata": {"app_id": self._app_id, "reason": reason},
