@@ -49,8 +49,7 @@ stack: setup
 	$(PY) -m local_runtime.serve $(ARGS)
 
 invoke: setup
-	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
-	$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
+	@$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
 
 # An execution of the stack `make stack` serves, drawn; ENDPOINT= (empty) and an ARN draw one in AWS.
 ENDPOINT ?= http://127.0.0.1:4566

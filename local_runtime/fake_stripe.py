@@ -366,6 +366,8 @@ class FakeStripe:
         # Called with (method, path, raw body) as each API request arrives, before it is applied:
         # lets a test stage a race (the customer paying the instant before a cancel lands).
         self.before_request: Callable[[str, str, str], None] | None = None
+        # Ids the next PaymentIntents created get, in order, before random ones: a sample event's, say.
+        self.next_payment_intent_ids: list[str] = []
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> Self:
@@ -662,7 +664,7 @@ class FakeStripe:
         if pm and types and pm.type not in types:
             raise self._incompatible(pm, types)
         with self._lock:
-            pi_id = new_id("pi")
+            pi_id = self.next_payment_intent_ids.pop(0) if self.next_payment_intent_ids else new_id("pi")
             pi: Obj = {
                 "id": pi_id,
                 "object": "payment_intent",
