@@ -7,15 +7,22 @@ REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint demo stack invoke reliability bench build deploy clean
+.PHONY: setup graphviz test lint demo stack invoke picture reliability bench build deploy clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed graphviz
 
 $(VENV)/.installed: requirements.txt layers/payments/requirements.txt
 	@python313=$$(scripts/find-python3.13) && \
 	  { [ -x $(PY) ] && $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || $$python313 -m venv --clear $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+# Graphviz's dot draws the execution pictures; installed where it can be (as root, with apt-get), else they stay DOT.
+graphviz:
+	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "Installing Graphviz to draw the execution pictures" && \
+	  apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; } || \
+	  echo "No Graphviz: execution pictures stay DOT files (apt-get install graphviz, brew install graphviz)"
 
 CHECKOV_VENV := .venv-checkov
 
@@ -42,8 +49,13 @@ stack: setup
 	$(PY) -m local_runtime.serve $(ARGS)
 
 invoke: setup
-	@[ -n "$(FUNCTION)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
-	$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
+	@$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)
+
+# An execution of the stack `make stack` serves, drawn; ENDPOINT= (empty) and an ARN draw one in AWS.
+ENDPOINT ?= http://127.0.0.1:4566
+picture: setup
+	@[ -n "$(EXECUTION)" ] || { echo "usage: make picture EXECUTION=<execution name or ARN>"; exit 2; }
+	$(PY) -m local_runtime.pictures $(EXECUTION) $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 
 reliability: setup
 	$(PY) -m local_runtime.reliability $(if $(SEED),--seed $(SEED))

@@ -10,6 +10,9 @@ import io
 import sys
 import time
 
+import boto3
+
+from local_runtime import pictures
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import LOCAL_PARAMETERS, SCENARIOS, run_scenario, seed_inventory, summary_table
@@ -44,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Deployed template.yaml locally in {time.monotonic() - started:.2f}s: "
               f"state machine {cloud.state_machine_arn}, webhook {cloud.url_of('/webhooks/stripe')}, "
               f"Stripe {stripe.url}\n")  # fmt: skip
-        outcomes = []
+        outcomes, drawn = [], []
         for scenario in scenarios:
             outcome = run_scenario(cloud, stripe, scenario)
             outcomes.append(outcome)
+            caption = f"{scenario.name}: {scenario.description}"
+            dot = pictures.picture_of(boto3.client("stepfunctions"), outcome.execution_arn, caption)
+            drawn.append((caption, pictures.save(dot, pictures.PICTURES, scenario.name.replace(" ", "-"))))
             if not args.quiet:
                 mark = "ok" if outcome.ok else "MISMATCH"
                 print(f"== {scenario.name}: {scenario.description} [{mark}]")
@@ -60,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 print()
 
     print(summary_table(outcomes))
+    index = pictures.write_index(pictures.PICTURES, drawn)
+    if all(picture.suffix == ".svg" for _, picture in drawn):
+        print(f"\nEach execution drawn: {index}")
+    else:
+        print(f"\nEach execution as Graphviz DOT: {index} (Graphviz's dot is not installed to draw them as SVG: "
+              "apt-get install graphviz, or brew install graphviz)")  # fmt: skip
     failed = [o for o in outcomes if not o.ok]
     print(f"\n{len(outcomes) - len(failed)}/{len(outcomes)} scenarios as expected in {time.monotonic() - started:.1f}s")
     for outcome in failed:

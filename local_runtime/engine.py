@@ -298,7 +298,7 @@ class LocalCloud:
 
         self._gateway = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
         self._gateway.daemon_threads = True
-        threading.Thread(target=self._gateway.serve_forever, daemon=True, name="local-http-api").start()
+        threading.Thread(target=self._gateway.serve_forever, args=(0.05,), daemon=True, name="local-http-api").start()
         self.api_url = f"http://127.0.0.1:{self._gateway.server_address[1]}"
 
     def url_of(self, path: str) -> str:

@@ -88,6 +88,7 @@ def order_for(scenario: Scenario, order_id: str) -> dict[str, Any]:
 class Outcome:
     scenario: Scenario
     order_id: str
+    execution_arn: str
     execution_status: str
     final_state: str
     order_status: str
@@ -136,6 +137,7 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     return Outcome(
         scenario=scenario,
         order_id=order_id,
+        execution_arn=execution_arn,
         execution_status=execution["status"],
         final_state=final_state(history),
         order_status=str(order.get("status", "missing")),

@@ -11,6 +11,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
+from local_runtime import pictures
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
@@ -53,6 +54,7 @@ Try:
       --name order-succeeded-1 --input file://events/start/succeeded.json
   aws --endpoint-url {endpoint} stepfunctions describe-execution \\
       --execution-arn {cloud.state_machine_arn.replace(":stateMachine:", ":execution:")}:order-succeeded-1
+  make picture EXECUTION=order-succeeded-1 ENDPOINT={endpoint}   # draws it in {pictures.PICTURES}/
   aws --endpoint-url {endpoint} dynamodb scan --table-name {cloud.template.physical["OrdersTable"]}""",
             flush=True,
         )

@@ -1,8 +1,9 @@
-"""Shared by every test: fake AWS credentials and region, handler loading, a sample order."""
+"""Shared by every test: fake AWS credentials and region, handler loading, a sample order, a picture read."""
 
 import importlib.abc
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -62,3 +63,14 @@ def sample_order(**overrides: Any) -> dict[str, Any]:
     }
     order.update(overrides)
     return order
+
+
+DOT_NODE = re.compile(r'^  "(?P<name>[^"]+)" \[.*class="(?P<classes>[^"]+)"\];$', re.MULTILINE)
+DOT_EDGE = re.compile(r'^  "(?P<source>[^"]+)" -> "(?P<target>[^"]+)" \[.*class="(?P<classes>[^"]+)"\];$', re.MULTILINE)
+
+
+def drawn(dot: str) -> tuple[dict[str, set[str]], list[tuple[str, str, set[str]]]]:
+    """What a picture's DOT draws: each state's classes, each transition's (from, to, classes)."""
+    nodes = {m["name"]: set(m["classes"].split()) for m in DOT_NODE.finditer(dot)}
+    edges = [(m["source"], m["target"], set(m["classes"].split())) for m in DOT_EDGE.finditer(dot)]
+    return nodes, edges

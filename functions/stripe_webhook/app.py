@@ -16,7 +16,7 @@ from payments.config import settings
 from payments.credentials import stripe_credentials
 from payments.errors import AwsUnavailable
 from payments.observability import logger, metrics, now, trace_handler
-from payments.webhook_requests import WebhookRejected, verify_stripe_request
+from payments.webhook_requests import WebhookRejected, request_method, verify_stripe_request
 from payments.webhooks import WebhookResult, handle_payment_event
 
 
@@ -31,10 +31,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # The HTTP API (payload 2.0) event read directly: Powertools' data classes would import every event
     # source's class at cold start (~25 ms) for three fields. The signature is over the raw bytes.
     config = settings()
+    method = request_method(event)  # anything but an HTTP API event is an error naming what was expected
     try:
         body = event.get("body") or ""
         stripe_event = verify_stripe_request(
-            method=event["requestContext"]["http"]["method"],
+            method=method,
             headers={key.lower(): value for key, value in (event.get("headers") or {}).items()},
             body=base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8"),
             signing_secrets=stripe_credentials().webhook_signing_secrets,

@@ -70,6 +70,7 @@ class FakeStripe:
         self._server: ApiServer | None = None
         self._thread: threading.Thread | None = None
         self.payment_intents, self.charges = self._payments.payment_intents, self._payments.charges
+        self.next_payment_intent_ids = self._payments.next_ids
         self.refunds, self.events = self._refunds.refunds, self._events.events
         self.deliveries = self._webhooks.deliveries
         self.set_delivery, self.release_held = self._webhooks.set_delivery, self._webhooks.release_held  # chaos

@@ -54,6 +54,8 @@ class PaymentIntents:
         self._clock, self._events, self._schedule_settlement = clock, events, schedule_settlement
         self.payment_intents: dict[str, Obj] = {}
         self.charges: dict[str, Obj] = {}
+        # Ids the next PaymentIntents created get, in order, before random ones: a sample event's, say.
+        self.next_ids: list[str] = []
 
     # ----------------------------------------------------------------- endpoints
     def create(self, params: Obj, request: RequestRef) -> Obj:
@@ -79,7 +81,7 @@ class PaymentIntents:
         pm = find_test_payment_method(pm_id) if pm_id else None
         if pm and types and pm.type not in types:
             raise _incompatible(pm, types)
-        pi_id = new_id("pi")
+        pi_id = self.next_ids.pop(0) if self.next_ids else new_id("pi")
         pi: Obj = {
             "id": pi_id,
             "object": "payment_intent",

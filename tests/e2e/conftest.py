@@ -1,12 +1,12 @@
 """One local stack (template.yaml on moto + a local Stripe) shared by the end-to-end tests."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
+from local_runtime.scenarios import LOCAL_PARAMETERS, Outcome, Scenario, run_scenario, seed_inventory
 
 API_KEY = "sk_test_e2e"
 SIGNING_SECRET = "whsec_e2e"
@@ -30,6 +30,19 @@ def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
         stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
         seed_inventory(local)
         yield local
+
+
+@pytest.fixture(scope="package")
+def scenario_outcome(cloud: LocalCloud, stripe: FakeStripe) -> Callable[[Scenario], Outcome]:
+    """Each demo scenario run once for the package, its outcome read by every test that asks."""
+    outcomes: dict[str, Outcome] = {}
+
+    def outcome(scenario: Scenario) -> Outcome:
+        if scenario.name not in outcomes:
+            outcomes[scenario.name] = run_scenario(cloud, stripe, scenario)
+        return outcomes[scenario.name]
+
+    return outcome
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario_ends_in_the_expected_state_with_invariants_intact(cloud, stripe, scenario: Scenario) -> None:
-    outcome = run_scenario(cloud, stripe, scenario)
+def test_scenario_ends_in_the_expected_state_with_invariants_intact(scenario_outcome, scenario: Scenario) -> None:
+    outcome = scenario_outcome(scenario)
 
     assert outcome.final_state == scenario.expected_state, outcome.timeline
     assert outcome.order_status == scenario.expected_order_status, outcome.timeline

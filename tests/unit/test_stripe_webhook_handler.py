@@ -19,6 +19,7 @@ import payments.adapters
 import payments.config
 from payments.records import PaymentRecords
 from payments.task_tokens import TaskTokens
+from payments.webhook_requests import NotAnHttpApiEvent
 from tests.conftest import load_function
 from tests.unit._support import APP_ID, FakeStepFunctions, payment_intent_event, stripe_signature, unique
 
@@ -182,6 +183,20 @@ def test_spent_token_answers_200(
     status, body = invoke(webhook, http_event(succeeded_body(pi)))
 
     assert (status, body["result"]) == (200, "token_spent")
+
+
+@pytest.mark.parametrize(
+    ("event", "got"),
+    [({"orderId": "order-1001", "amount": 2500}, "keys orderId, amount"), (["not", "a", "request"], "list")],
+    ids=["start-input", "list"],
+)
+def test_an_event_that_is_no_http_request_is_an_error_naming_the_event_expected(
+    webhook: ModuleType, tables, event: Any, got: str
+) -> None:
+    with pytest.raises(NotAnHttpApiEvent, match=f"HTTP API event, payload format 2.0.*got .*{got}"):
+        webhook.lambda_handler(event, FakeLambdaContext())
+
+    assert payment_items(tables) == []
 
 
 def test_bad_signature_is_400_and_writes_nothing(webhook: ModuleType, tables) -> None:

@@ -19,6 +19,22 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+class NotAnHttpApiEvent(TypeError):
+    """The function was invoked with something other than the HTTP API request it serves."""
+
+
+def request_method(event: Any) -> str:
+    """The method of an API Gateway HTTP API request (payload format 2.0); NotAnHttpApiEvent for any other event."""
+    try:
+        return str(event["requestContext"]["http"]["method"])
+    except (KeyError, TypeError):
+        got = f"an event with keys {', '.join(map(str, event))}" if isinstance(event, dict) else type(event).__name__
+        raise NotAnHttpApiEvent(
+            "expected an API Gateway HTTP API event, payload format 2.0 (requestContext.http.method, headers, body; "
+            f"see events/webhook/), got {got}"
+        ) from None
+
+
 def _timestamp(signature_header: str) -> int:
     for part in signature_header.split(","):
         key, _, value = part.strip().partition("=")
