@@ -51,6 +51,11 @@ SAMPLES = {
         "RefundPaymentFunction", {"error": "OutOfStock", "reason": "not enough stock for SKU MUG-BLUE"}
     ),
     "functions/RegisterTaskTokenFunction.json": Sample("RegisterTaskTokenFunction", {"result": "waiting"}),
+    # The order's execution is not running (there is none here): its paid PaymentIntent is completed.
+    "functions/ReconcilePaymentsFunction.json": Sample("ReconcilePaymentsFunction", {"fulfilled": 1, "in_flight": 0}),
+    "functions/ReconcilePaymentsFunction.sweep.json": Sample(
+        "ReconcilePaymentsFunction", {"fulfilled": 0, "refunded": 0, "stray_refunded": 0}
+    ),
     "functions/SettlePaymentIntentFunction.json": Sample(
         "SettlePaymentIntentFunction", {"status": "succeeded", "reason": "PaymentIntent succeeded"}
     ),
@@ -91,8 +96,13 @@ def prepare(cloud: LocalCloud, stripe: FakeStripe, target: str, event: Any) -> N
     if order_id not in orders:
         return
     execution_id = f"{cloud.state_machine_arn.replace(':stateMachine:', ':execution:')}:{order_id}"
-    accepted, _ = cloud.invoke_function("AcceptOrderFunction", {"order": orders[order_id], "executionId": execution_id})
-    if "paymentIntentId" in event and target != "CreatePaymentIntentFunction":
-        stripe.next_payment_intent_ids.append(event["paymentIntentId"])
+    accepted, _ = cloud.invoke_function(
+        "AcceptOrderFunction",
+        {"order": orders[order_id], "executionId": execution_id, "executionStartedAt": "2026-11-30T09:00:00.000Z"},
+    )
+    paid_before = target == "ReconcilePaymentsFunction"  # it completes what a paid order's execution left
+    if paid_before or ("paymentIntentId" in event and target != "CreatePaymentIntentFunction"):
+        if "paymentIntentId" in event:
+            stripe.next_payment_intent_ids.append(event["paymentIntentId"])
         request = {"order": accepted, "attempt": event.get("attempt", 1), "executionId": execution_id}
         cloud.invoke_function("CreatePaymentIntentFunction", request)
