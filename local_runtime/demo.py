@@ -15,7 +15,14 @@ import boto3
 from local_runtime import pictures
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, SCENARIOS, run_scenario, seed_inventory, summary_table
+from local_runtime.scenarios import (
+    LOCAL_PARAMETERS,
+    LOCAL_RETRY_SECONDS_SCALE,
+    SCENARIOS,
+    run_scenario,
+    seed_inventory,
+    summary_table,
+)
 
 API_KEY = "sk_test_local_demo"
 SIGNING_SECRET = "whsec_local_demo"
@@ -39,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             stripe_api_key=API_KEY,
             webhook_signing_secret=SIGNING_SECRET,
             parameters=LOCAL_PARAMETERS,
+            retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
             log_stream=function_logs,
         ) as cloud,
     ):

@@ -19,6 +19,8 @@ LOCAL_PARAMETERS = {
     "ReconcileAfterMinutes": "0",
     "ReceiptSender": "receipts@shop.example",
 }
+# Every ASL Retry's wait, scaled the same way: a step's five quick retries take about a second, not a minute.
+LOCAL_RETRY_SECONDS_SCALE = 0.1
 STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}
 
 
@@ -34,6 +36,8 @@ class Scenario:
     drop_webhooks: bool = False
     three_d_secure: bool | None = None  # how the customer answers the 3-D Secure challenge
     early_webhook: bool = False  # deliver the outcome before the task token is stored
+    stripe_down: bool = False  # Stripe answers 500 to every read of the order's PaymentIntent until the execution ends
+    start_again: bool = False  # then the same order is started again under another name
 
 
 SCENARIOS = (
@@ -57,6 +61,11 @@ SCENARIOS = (
              "the outcome arrives before the task token is stored", early_webhook=True),
     Scenario("out of stock", "pm_card_visa", "Refunded", "refunded",
              "paid, but the last one was sold: refunded", items=(("LAST-ONE", 1),)),
+    Scenario("lost webhooks and Stripe down", "pm_card_visa", "NeedsAttention", "fulfilled",
+             "paid, every webhook lost, Stripe down past the parking: the reconciler completes the order",
+             drop_webhooks=True, stripe_down=True),
+    Scenario("duplicate start", "pm_card_visa", "DuplicateOrder", "fulfilled",
+             "the paid order started again under another name: nothing charged or changed", start_again=True),
 )  # fmt: skip
 
 
@@ -122,17 +131,29 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     stripe.set_delivery(**scenario.delivery, drop=drop, hold=scenario.early_webhook)
     if scenario.early_webhook:
         cloud.before_invoke = _deliver_before_token(stripe, order_id)
+    outage = stripe_down_for(stripe, order_id) if scenario.stripe_down else None
     started_wall = time.time()
     started = time.monotonic()
+    notes: list[tuple[float, str]] = []
     try:
         execution_arn = cloud.start_payment(order_for(scenario, order_id))
         execution = _drive(cloud, stripe, scenario, order_id, execution_arn)
         stripe.wait_for_deliveries(timeout=10)
+        history = cloud.history(execution_arn)
+        if outage is not None:
+            outage.times = 0
+            notes.append((time.time(), "stripe   back"))
+            notes.append((time.time(), f"reconcile {_execution_ended(cloud, execution)}"))
+        if scenario.start_again:
+            execution_arn = cloud.start_payment(order_for(scenario, order_id), name=f"{order_id}-again")
+            execution = cloud.wait_for(execution_arn, timeout=30)
+            history = history + cloud.history(execution_arn)
     finally:
         stripe.set_delivery()
         cloud.before_invoke = None
+        if outage is not None:
+            outage.times = 0
     seconds = time.monotonic() - started
-    history = cloud.history(execution_arn)
     order = cloud.table("OrdersTable").get_item(Key={"orderId": order_id}).get("Item") or {}
     return Outcome(
         scenario=scenario,
@@ -142,7 +163,7 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
         final_state=final_state(history),
         order_status=str(order.get("status", "missing")),
         seconds=seconds,
-        timeline=timeline(history, stripe, order_id, started_wall),
+        timeline=timeline(history, stripe, order_id, started_wall, notes),
         problems=check_invariants(cloud, stripe, order_id),
     )
 
@@ -162,6 +183,31 @@ def _drive(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: 
         except TimeoutError:
             continue
     return cloud.wait_for(arn, timeout=0.1)
+
+
+def stripe_down_for(stripe: FakeStripe, order_id: str) -> Any:
+    """Every read of the order's PaymentIntents answers 500 (with Stripe-Should-Retry: false, so stripe-python
+    does not retry it itself) until the returned fault's `times` is set to 0."""
+    return stripe.fail_next(
+        "GET", "/v1/payment_intents/", status=500, times=1_000_000, should_retry=False,
+        match=lambda path, body: any(path.endswith(pi["id"]) for pi in payment_intents_of(stripe, order_id)),
+    )  # fmt: skip
+
+
+def _execution_ended(cloud: LocalCloud, execution: dict[str, Any]) -> str:
+    """Hand the reconciler the event EventBridge sends when an execution ends; returns what it did."""
+    event = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states", "time": execution["stopDate"].isoformat(), "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"], "status": execution["status"], "input": execution["input"],
+        },
+    }  # fmt: skip
+    result, error = cloud.invoke_function("ReconcilePaymentsFunction", event)
+    if error is not None:
+        return f"failed: {error['errorType']}: {error['errorMessage']}"
+    return "after the execution ended: " + ", ".join(f"{k}={v}" for k, v in result.items() if v)
 
 
 def _deliver_before_token(stripe: FakeStripe, order_id: str) -> Callable[[str, Any], None]:
@@ -189,9 +235,12 @@ def final_state(history: list[dict[str, Any]]) -> str:
     return "(none)"
 
 
-def timeline(history: list[dict[str, Any]], stripe: FakeStripe, order_id: str, started: float) -> list[str]:
-    """States entered, Stripe calls and webhooks, in time order, relative to the start."""
-    entries: list[tuple[float, str]] = []
+def timeline(
+    history: list[dict[str, Any]], stripe: FakeStripe, order_id: str, started: float,
+    notes: list[tuple[float, str]] = (),  # type: ignore[assignment]
+) -> list[str]:  # fmt: skip
+    """States entered, Stripe calls and webhooks (and the scenario's own notes), in time order, from the start."""
+    entries: list[tuple[float, str]] = list(notes)
     for event in history:
         if event["type"].endswith("StateEntered"):
             entries.append((event["timestamp"].timestamp(), f"state    {event['stateEnteredEventDetails']['name']}"))

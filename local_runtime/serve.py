@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from local_runtime import pictures
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_inventory
 
 API_KEY = "sk_test_local_stack"
 SIGNING_SECRET = "whsec_local_stack"
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_signing_secret=SIGNING_SECRET,
         parameters=parameters,
         log_stream=io.StringIO(),
+        retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
     ) as cloud:
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
         seed_inventory(cloud)

@@ -6,7 +6,14 @@ import pytest
 
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, Outcome, Scenario, run_scenario, seed_inventory
+from local_runtime.scenarios import (
+    LOCAL_PARAMETERS,
+    LOCAL_RETRY_SECONDS_SCALE,
+    Outcome,
+    Scenario,
+    run_scenario,
+    seed_inventory,
+)
 
 API_KEY = "sk_test_e2e"
 SIGNING_SECRET = "whsec_e2e"
@@ -25,7 +32,7 @@ def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
         stripe_api_key=API_KEY,
         webhook_signing_secret=SIGNING_SECRET,
         parameters=LOCAL_PARAMETERS,
-        retry_seconds_scale=0.1,
+        retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
     ) as local:
         stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
         seed_inventory(local)
