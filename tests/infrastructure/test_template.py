@@ -351,6 +351,47 @@ def test_alarms_watch_failed_and_timed_out_executions_the_webhook_and_throttles(
     assert throttled == set(EXPECTED_GRANTS)
 
 
+def test_one_execution_needing_attention_or_one_orphaned_payment_is_enough_to_alarm(cfn: dict[str, Any]) -> None:
+    # The reconciler publishes these (Powertools EMF: the namespace and the service dimension of the Globals)
+    env = sam_template()["Globals"]["Function"]["Environment"]["Variables"]
+    dimensions = [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    alarms = resources_of(cfn, "AWS::CloudWatch::Alarm").values()
+    single = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"]): a["Properties"]
+        for a in alarms
+        if "MetricName" in a["Properties"] and a["Properties"]["Threshold"] == 1
+    }
+    for metric in ("ExecutionsNeedingAttention", "OrphanedPaidOrders", "StrayPaymentsRefunded"):
+        alarm = single[(env["POWERTOOLS_METRICS_NAMESPACE"], metric)]
+        assert (alarm["Dimensions"], alarm["ComparisonOperator"]) == (dimensions, "GreaterThanOrEqualToThreshold")
+        assert metric in (ROOT / "functions" / "reconcile_payments" / "app.py").read_text()
+    assert ("AWS/States", "ExecutionsAborted") in single
+    assert ("AWS/States", "ExecutionsTimedOut") in single
+
+
+def test_the_reconciler_runs_every_15_minutes_and_when_an_execution_ends_badly(cfn: dict[str, Any]) -> None:
+    (schedule,) = resources_of(cfn, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["ReconcilePaymentsFunction", "Arn"]}
+    assert json.loads(schedule["Properties"]["Target"]["Input"]) == {"sweep": {}}
+    (rule,) = resources_of(cfn, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert pattern["detail"] == {
+        "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+        "stateMachineArn": [{"Ref": "PaymentWorkflow"}],
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ReconcilePaymentsFunction", "Arn"]}
+
+
+def test_the_webhook_can_start_the_reconciler_and_nothing_else(cfn: dict[str, Any], sam: dict[str, Any]) -> None:
+    webhook = sam["Resources"]["StripeWebhookFunction"]["Properties"]
+    assert webhook["Environment"]["Variables"]["RECONCILER_FUNCTION"] == {"Ref": "ReconcilePaymentsFunction"}
+    invokes = [g for g in grants(function_role(cfn, "StripeWebhookFunction")) if g[0].startswith("lambda:")]
+    assert invokes == [("lambda:InvokeFunction", "ReconcilePaymentsFunction")]
+
+
 def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(cfn: dict[str, Any]) -> None:
     # CloudWatch cannot publish to a topic under the AWS managed aws/sns key: it needs a key policy.
     assert cfn["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "PaymentsKey"}

@@ -1,17 +1,25 @@
 """Helpers shared by the unit tests: Stripe-style signatures, Stripe events, a fake Step Functions client."""
 
+import copy
 import hashlib
 import hmac
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from local_runtime.fake_stripe import API_VERSION
 
 APP_ID = "stripe-payments-test"
 CREATED = 1_717_000_000  # a Stripe event's `created`, seconds since the epoch
 
 _ids = itertools.count(1)
+# Stripe's example objects: payment_intent, event, charge, payment_method (tests/fixtures/README.md).
+STRIPE_EXAMPLES = json.loads((Path(__file__).parents[1] / "fixtures" / "stripe_openapi_fixtures3.json").read_text())[
+    "resources"
+]
 
 
 def unique(prefix: str) -> str:
@@ -38,7 +46,8 @@ def payment_intent_event(
     attempt: str = "1",
     last_payment_error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A realistic payment_intent.* event as Stripe delivers it."""
+    """A payment_intent.* event as Stripe delivers it: Stripe's own example event and PaymentIntent
+    (tests/fixtures/), with this payment's id, status, amount, metadata and error."""
     if metadata == "default":
         metadata = {"app_id": APP_ID, "order_id": order_id, "attempt": attempt, "execution_id": "arn:exec"}
     status = status or {
@@ -48,27 +57,34 @@ def payment_intent_event(
         "payment_intent.processing": "processing",
         "payment_intent.requires_action": "requires_action",
     }.get(event_type, "requires_payment_method")
-    payment_intent: dict[str, Any] = {
-        "id": payment_intent_id,
-        "object": "payment_intent",
-        "amount": 2500,
-        "currency": "usd",
-        "status": status,
-        "last_payment_error": last_payment_error,
-        "livemode": False,
-    }
-    if metadata is not None:
+    payment_intent = copy.deepcopy(STRIPE_EXAMPLES["payment_intent"])
+    payment_intent.update(
+        id=payment_intent_id,
+        client_secret=f"{payment_intent_id}_secret_example",
+        amount=2500,
+        amount_received=2500 if status == "succeeded" else 0,
+        currency="usd",
+        status=status,
+        last_payment_error=last_payment_error,
+        next_action={"type": "use_stripe_sdk"} if status == "requires_action" else None,
+        canceled_at=created if status == "canceled" else None,
+        cancellation_reason="abandoned" if status == "canceled" else None,
+        created=created if isinstance(created, int) else CREATED,
+    )
+    if metadata is None:
+        del payment_intent["metadata"]
+    else:
         payment_intent["metadata"] = metadata
-    return {
-        "id": event_id or unique("evt"),
-        "object": "event",
-        "api_version": "2024-06-20",
-        "type": event_type,
-        "created": created,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "data": {"object": payment_intent},
-    }
+    event = copy.deepcopy(STRIPE_EXAMPLES["event"])
+    event.update(
+        id=event_id or unique("evt"),
+        api_version=API_VERSION,
+        type=event_type,
+        created=created,
+        pending_webhooks=1,
+        data={"object": payment_intent},
+    )
+    return event
 
 
 def client_error(code: str, operation: str = "SendTaskSuccess", http_status: int = 400) -> ClientError:
