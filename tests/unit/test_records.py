@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from payments.errors import AwsUnavailable, DuplicateOrder, OrderNotFound, OutOfStock, PaymentNotConfirmed
+from payments.errors import AwsUnavailable, DuplicateOrder, OrderNotFound, OutOfStock, PaymentNotBound
 from payments.executions import ExecutionRef
 from payments.orders import Order, parse_order
 from payments.records import OrderRecords, PaymentRecords
@@ -403,7 +403,7 @@ def test_fulfil_refuses_a_payment_intent_that_is_not_the_attempts(orders: OrderR
     received(orders, order, payment_intent_id="pi_paid")
     stock(tables, MUG_BLUE=5, TEA_EARL=3)
 
-    with pytest.raises(PaymentNotConfirmed, match="pi_stray is not the one recorded"):
+    with pytest.raises(PaymentNotBound, match="pi_stray is not the one recorded"):
         orders.fulfil(order, 1, "pi_stray", LATER)
 
     assert (available(tables, "MUG-BLUE"), available(tables, "TEA-EARL")) == (5, 3)

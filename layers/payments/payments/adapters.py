@@ -47,7 +47,7 @@ def executions() -> Executions:
 @cache
 def recovery() -> Recovery | None:
     function = settings().reconciler_function
-    return Recovery(boto3.client("lambda", config=AWS_CLIENT_CONFIG), function) if function else None
+    return Recovery(lambda: boto3.client("lambda", config=AWS_CLIENT_CONFIG), function) if function else None
 
 
 @cache

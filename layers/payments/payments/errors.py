@@ -35,6 +35,12 @@ class PaymentNotConfirmed(PaymentError):
     """Stripe does not confirm the outcome the workflow was resumed with. Nothing is fulfilled."""
 
 
+class PaymentNotBound(PaymentError):
+    """A succeeded PaymentIntent that is not the one bound to its order's attempt: nothing is fulfilled with it.
+    The workflow never holds one (CreatePaymentIntent returns the bound one); the reconciler refunds such a
+    payment as a stray."""
+
+
 class OutOfStock(PaymentError):
     """A line item cannot be reserved. The payment is refunded."""
 

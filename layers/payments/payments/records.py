@@ -19,7 +19,7 @@ from payments.errors import (
     OrderAlreadyFulfilled,
     OrderNotFound,
     OutOfStock,
-    PaymentNotConfirmed,
+    PaymentNotBound,
 )
 from payments.executions import ExecutionRef
 from payments.orders import Order
@@ -380,7 +380,7 @@ class OrderRecords:
         PaymentIntent recorded for the attempt.
 
         Returns False when an earlier run already fulfilled it. Raises OutOfStock naming the SKU, or
-        PaymentNotConfirmed for a PaymentIntent that is not the attempt's.
+        PaymentNotBound for a PaymentIntent that is not the attempt's.
         """
         order_update = self._status_update(
             order.order_id,
@@ -417,7 +417,7 @@ class OrderRecords:
                     raise OrderNotFound(order.order_id) from error
                 if "fulfilledAt" in held:
                     return False
-                raise PaymentNotConfirmed(
+                raise PaymentNotBound(
                     f"PaymentIntent {payment_intent_id} is not the one recorded for attempt {attempt} "
                     f"of order {order.order_id}"
                 ) from error

@@ -1,6 +1,8 @@
 """Starts the reconciler for one PaymentIntent, without waiting for it (an asynchronous Lambda invoke)."""
 
 import json
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -9,9 +11,15 @@ from payments.errors import AwsUnavailable
 
 
 class Recovery:
-    def __init__(self, lambda_client: Any, reconciler_function: str) -> None:
-        self._client = lambda_client
+    """The Lambda client is made on first use: the webhook, whose cold start Stripe waits on, rarely needs it."""
+
+    def __init__(self, lambda_client: Callable[[], Any], reconciler_function: str) -> None:
+        self._make_client = lambda_client
         self._function = reconciler_function
+
+    @cached_property
+    def _client(self) -> Any:
+        return self._make_client()
 
     def __call__(self, payment_intent_id: str) -> None:
         try:
