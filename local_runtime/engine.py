@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+from botocore.credentials import Credentials
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
@@ -56,6 +58,7 @@ from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from local_runtime.sigv4 import iam_denial
 from local_runtime.template import REGION, FunctionSpec, Template
 
 FAKE_AWS_ENV = {
@@ -262,19 +265,38 @@ class LocalCloud:
     # -- HTTP API -------------------------------------------------------------------------------
 
     def _start_gateway(self) -> None:
-        routes = {route: spec.name for spec in self._specs.values() for route in spec.http_routes}
+        routes = [
+            (route, _route_pattern(route.path), spec.name)
+            for spec in self._specs.values()
+            for route in spec.http_routes
+        ]
+        credentials = Credentials(FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"], FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+                                  FAKE_AWS_ENV["AWS_SESSION_TOKEN"])  # fmt: skip
         cloud = self
 
         class Gateway(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 path = self.path.split("?", 1)[0]
-                function = routes.get((self.command, path))
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if function is None:
+                found = next(
+                    ((route, match, function) for route, pattern, function in routes
+                     if route.method == self.command and (match := pattern.fullmatch(path))),
+                    None,
+                )  # fmt: skip
+                if found is None:
                     return self._reply(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
-                result, error = cloud.invoke_function(
-                    function, http_api_event(self.command, self.path, self.headers, body)
-                )
+                route, match, function = found
+                if route.iam:
+                    url = f"http://{self.headers.get('Host')}{self.path}"
+                    denial = iam_denial(self.command, url, dict(self.headers), body, credentials, REGION)
+                    if denial is not None:
+                        message = json.dumps({"message": denial}).encode()
+                        return self._reply(403, {"Content-Type": "application/json"}, message)
+                event = http_api_event(self.command, self.path, self.headers, body)
+                event["routeKey"] = event["requestContext"]["routeKey"] = f"{route.method} {route.path}"
+                if match.groupdict():
+                    event["pathParameters"] = match.groupdict()
+                result, error = cloud.invoke_function(function, event)
                 if error is not None or not isinstance(result, dict):
                     return self._reply(
                         500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
@@ -608,6 +630,11 @@ def http_api_event(method: str, raw_path: str, headers: Any, body: bytes) -> dic
         "body": text,
         "isBase64Encoded": encoded,
     }
+
+
+def _route_pattern(path: str) -> "re.Pattern[str]":
+    """An HTTP API route's path as a pattern: `/payments/{orderId}` matches one segment as orderId."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 
 def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:

@@ -7,7 +7,7 @@ Fn::Equals, parameters with their defaults, and SAM's Globals for functions.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cfnlint.decode.cfn_yaml import load
 
@@ -24,7 +24,13 @@ class FunctionSpec:
     code_dir: Path
     handler: str
     environment: dict[str, str]
-    http_routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    http_routes: list["Route"] = field(default_factory=list)
+
+
+class Route(NamedTuple):
+    method: str
+    path: str  # may hold {parameters}
+    iam: bool = False  # API Gateway's IAM authorizer: a SigV4-signed request only
 
 
 class Template:
@@ -97,6 +103,9 @@ class Template:
             return self.parameters[name]
         if name in self.physical:
             return self.physical[name]
+        if name in self.resources and self.resources[name]["Type"] == "AWS::Serverless::StateMachine":
+            state_machine = self.resolve(self.resources[name]["Properties"]["Name"])
+            return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine}"  # Ref of one is its ARN
         if name in self.resources:  # not deployed (yet): the name it will get
             return self.physical_name(name)
         raise KeyError(f"{name} is neither a parameter nor a resource")
@@ -119,7 +128,11 @@ class Template:
                 **resource["Properties"].get("Environment", {}).get("Variables", {}),
             }
             routes = [
-                (str(event["Properties"]["Method"]).upper(), str(event["Properties"]["Path"]))
+                Route(
+                    str(event["Properties"]["Method"]).upper(),
+                    str(event["Properties"]["Path"]),
+                    (event["Properties"].get("Auth") or {}).get("Authorizer") == "AWS_IAM",
+                )
                 for event in resource["Properties"].get("Events", {}).values()
                 if event["Type"] == "HttpApi"
             ]

@@ -20,6 +20,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         event["paymentIntentId"], event["taskToken"],
         payments=payment_records(), task_tokens=task_tokens(),
         timeout_seconds=settings().payment_timeout_seconds, now=now(),
+        attempt=int(event.get("attempt") or 1), consumed_event_id=event.get("consumedEventId"),
     )  # fmt: skip
     logger.info("Task token stored", extra={"result": result})
     if result != "waiting":

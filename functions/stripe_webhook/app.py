@@ -4,7 +4,6 @@
 """
 
 import base64
-import json
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,13 +14,10 @@ from payments.adapters import payment_records, recovery, task_tokens
 from payments.config import settings
 from payments.credentials import stripe_credentials
 from payments.errors import AwsUnavailable
+from payments.http import response
 from payments.observability import logger, metrics, now, trace_handler
 from payments.webhook_requests import WebhookRejected, request_method, verify_stripe_request
 from payments.webhooks import WebhookResult, handle_payment_event
-
-
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
@@ -46,10 +42,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except WebhookRejected as rejected:
         logger.warning("Webhook rejected", extra={"status": rejected.status, "reason": rejected.reason})
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
-        return _response(rejected.status, {"error": rejected.reason})
+        return response(rejected.status, {"error": rejected.reason})
     except ValueError:  # a base64 body that does not decode
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
-        return _response(400, {"error": "body is not valid base64"})
+        return response(400, {"error": "body is not valid base64"})
 
     data = stripe_event.get("data")
     payment_intent = data.get("object") if isinstance(data, dict) else None
@@ -65,9 +61,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except AwsUnavailable:
         logger.exception("Transient failure; Stripe will retry")
         metrics.add_metric(name="WebhooksTransientFailures", unit=MetricUnit.Count, value=1)
-        return _response(503, {"error": "temporarily unavailable"})
+        return response(503, {"error": "temporarily unavailable"})
     logger.info("Webhook handled", extra={"event_type": stripe_event.get("type"), "result": result.value})
     metrics.add_metric(name="Webhook" + result.value.title().replace("_", ""), unit=MetricUnit.Count, value=1)
     if result is WebhookResult.MALFORMED:
-        return _response(400, {"error": "event has no readable PaymentIntent"})
-    return _response(200, {"received": True, "result": result.value})
+        return response(400, {"error": "event has no readable PaymentIntent"})
+    return response(200, {"received": True, "result": result.value})

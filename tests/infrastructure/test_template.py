@@ -57,6 +57,8 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     },
     # steps.settle_payment_intent -> Stripe (secret), payments.record_status
     "SettlePaymentIntentFunction": {("dynamodb:UpdateItem", "PaymentsTable"), *READS_STRIPE_SECRET},
+    # steps.retry_off_session -> Stripe (secret), payments.record_status
+    "ConfirmPaymentIntentFunction": {("dynamodb:UpdateItem", "PaymentsTable"), *READS_STRIPE_SECRET},
     # steps.fulfil_order -> Stripe (secret) to confirm the payment; OrderRecords.fulfil: one transaction of
     # Updates on orders and inventory; get on a cancelled one
     "FulfilOrderFunction": {
@@ -245,7 +247,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     }
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
-        "FulfilOrderFunction", "ReconcilePaymentsFunction",
+        "FulfilOrderFunction", "ReconcilePaymentsFunction", "ConfirmPaymentIntentFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]

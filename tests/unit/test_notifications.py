@@ -54,12 +54,25 @@ def test_receipt_in_yen_has_no_decimals() -> None:
     assert "50.00" not in body
 
 
-def test_payment_failed_with_retry_says_we_will_try_again(order: Order) -> None:
-    message = compose("payment_failed", order, {"willRetry": True, "reason": "insufficient_funds"})
+def test_a_saved_card_retried_off_session_says_we_will_try_again(order: Order) -> None:
+    details = {"willRetry": True, "reason": "insufficient_funds", "offSession": True, "retryable": True}
+
+    message = compose("payment_failed", order, details)
 
     assert "we will try again" in message.subject
     assert "25.00 USD" in message.body
     assert "insufficient_funds" in message.body
+
+
+def test_a_decline_the_customer_can_pay_again_links_the_checkout_page(order: Order) -> None:
+    url = "https://shop.example/checkout?orderId=order-1001"
+    details = {"willRetry": True, "reason": "generic_decline", "offSession": False, "payUrl": url}
+
+    message = compose("payment_failed", order, details)
+
+    assert "you can try again" in message.subject
+    assert url in message.body
+    assert "we will try" not in message.body
 
 
 def test_payment_failed_without_retry(order: Order) -> None:

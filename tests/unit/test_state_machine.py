@@ -15,8 +15,8 @@ ASL_PATH = ROOT / "statemachine" / "payment_workflow.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "StripeUnavailable", "AwsUnavailable"}
 PARKED_STEPS = (
-    "CreatePaymentIntent", "WaitForPaymentOutcome", "SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder",
-    "RefundPayment", "MarkOrderRejected", "MarkOrderFailed", "MarkOrderCanceled", "MarkOrderTimedOut",
+    "CreatePaymentIntent", "WaitForPaymentOutcome", "RetryOffSession", "SettleFailedAttempt", "ReconcileAfterTimeout",
+    "FulfilOrder", "RefundPayment", "MarkOrderRejected", "MarkOrderFailed", "MarkOrderCanceled", "MarkOrderTimedOut",
 )  # fmt: skip
 
 

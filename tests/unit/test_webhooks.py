@@ -67,7 +67,8 @@ def test_succeeded_with_token_stored_resumes_with_the_outcome(handle, register, 
     assert sfn.resumed == [
         ("token-1", {
             "status": "succeeded", "paymentIntentId": pi, "eventId": event["id"],
-            "failureCode": None, "declineCode": None, "failureMessage": None, "retryable": False,
+            "failureCode": None, "declineCode": None, "failureMessage": None, "reason": "PaymentIntent succeeded",
+            "retryable": False,
         })
     ]  # fmt: skip
     item = payments.get(pi)

@@ -41,7 +41,7 @@ def task_tokens() -> TaskTokens:
 
 @cache
 def executions() -> Executions:
-    return Executions(boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG))
+    return Executions(boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG), settings().state_machine_arn)
 
 
 @cache
@@ -64,4 +64,6 @@ def stripe_gateway() -> StripeGateway:
 @cache
 def _stripe_gateway(api_key: str) -> StripeGateway:
     config = settings()
-    return StripeGateway.connect(api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id)
+    return StripeGateway.connect(
+        api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id, config.checkout_page_url
+    )

@@ -20,6 +20,8 @@ class Settings:
     stripe_network_retries: int
     secret_max_age_seconds: int
     reconciler_function: str  # empty: the webhook starts no recovery
+    checkout_page_url: str  # where the customer pays: return_url, and the link in a "pay again" e-mail
+    state_machine_arn: str  # the merchant API starts payments on it
     reconcile_grace_seconds: int
     reconcile_lookback_seconds: int
 
@@ -46,6 +48,8 @@ def settings() -> Settings:
         stripe_network_retries=_int("STRIPE_NETWORK_RETRIES", 2),
         secret_max_age_seconds=_int("SECRET_MAX_AGE_SECONDS", 300),
         reconciler_function=env("RECONCILER_FUNCTION", ""),
+        checkout_page_url=env("CHECKOUT_PAGE_URL", ""),
+        state_machine_arn=env("STATE_MACHINE_ARN", ""),
         reconcile_grace_seconds=60 * _int("RECONCILE_AFTER_MINUTES", 30),
         reconcile_lookback_seconds=_int("RECONCILE_LOOKBACK_SECONDS", 172800),
     )

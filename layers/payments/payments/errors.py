@@ -18,6 +18,10 @@ class DuplicateOrder(PaymentError):
     """Another execution holds this order: one order is one payment. Nothing is changed."""
 
 
+class OrderAlreadyStarted(PaymentError):
+    """The merchant API was asked to start an order whose execution exists with another input, or has ended."""
+
+
 class StripeUnavailable(PaymentError):
     """Stripe could not be reached, or answered 5xx, 429, 409 or 401. Never definitive: the state machine
     retries, then parks; a rejected API key during a key rotation is ours to fix, not the order's fault."""

@@ -1,12 +1,13 @@
 """The payment workflow's executions, as the order records and the reconciler see them."""
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments.aws_errors import error_code, is_transient
-from payments.errors import AwsUnavailable
+from payments.errors import AwsUnavailable, OrderAlreadyStarted
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,27 @@ class ExecutionStatus:
 
 
 class Executions:
-    def __init__(self, stepfunctions_client: Any) -> None:
+    def __init__(self, stepfunctions_client: Any, state_machine_arn: str = "") -> None:
         self._client = stepfunctions_client
+        self._state_machine_arn = state_machine_arn
+
+    def start(self, name: str, execution_input: dict[str, Any]) -> str:
+        """Start the payment workflow; returns the execution's ARN. Raises OrderAlreadyStarted."""
+        try:
+            started = self._client.start_execution(
+                stateMachineArn=self._state_machine_arn, name=name, input=json.dumps(execution_input)
+            )
+        except ClientError as error:
+            if error_code(error) == "ExecutionAlreadyExists":
+                raise OrderAlreadyStarted(
+                    f"order {name} was started before, with another input or has ended"
+                ) from error
+            if is_transient(error) or error_code(error) == "ExecutionLimitExceeded":
+                raise AwsUnavailable(f"StartExecution: {error}") from error
+            raise
+        except BotoCoreError as error:
+            raise AwsUnavailable(f"StartExecution: {error}") from error
+        return str(started["executionArn"])
 
     def status(self, execution_arn: str) -> ExecutionStatus:
         """GONE when Step Functions no longer knows the execution (its history is kept 90 days)."""

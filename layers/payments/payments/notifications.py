@@ -30,10 +30,16 @@ def compose(kind: str, order: Order, details: dict[str, Any]) -> Message:
     reason = details.get("reason") or "the payment did not go through"
     if kind == "receipt":
         return Message(f"Receipt for order {order.order_id}", f"Thank you. We received {total} for:\n{lines}\n")
-    if kind == "payment_failed" and details.get("willRetry"):
+    if kind == "payment_failed" and details.get("willRetry") and details.get("offSession") and details.get("retryable"):
         return Message(
             f"Payment for order {order.order_id} failed; we will try again",
-            f"Your payment of {total} failed ({reason}). We will try again shortly.\n",
+            f"Your payment of {total} failed ({reason}). We will try your saved card again shortly.\n",
+        )
+    if kind == "payment_failed" and details.get("willRetry"):
+        pay = f" Pay with another card, or try again, here: {details['payUrl']}" if details.get("payUrl") else ""
+        return Message(
+            f"Payment for order {order.order_id} failed; you can try again",
+            f"Your payment of {total} failed ({reason}).{pay}\n",
         )
     if kind == "payment_failed":
         return Message(f"Payment for order {order.order_id} failed", f"Your payment of {total} failed ({reason}).\n")

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from payments.errors import InvalidOrder
 
@@ -39,6 +40,7 @@ class Order:
     customer_email: str | None
     payment_method: str | None
     items: tuple[LineItem, ...]
+    off_session: bool = False  # a saved card charged while the customer is away (merchant-initiated)
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized order as the state machine carries it (same field names as the start input)."""
@@ -48,8 +50,17 @@ class Order:
             "currency": self.currency,
             "customer": {"id": self.customer_id, "email": self.customer_email},
             "paymentMethod": self.payment_method,
+            "offSession": self.off_session,
             "items": [{"sku": i.sku, "quantity": i.quantity, "unitAmount": i.unit_amount} for i in self.items],
         }
+
+
+def checkout_url(page_url: str, order_id: str) -> str | None:
+    """Where the customer pays, or authenticates, for an order: the checkout page, told which order."""
+    if not page_url:
+        return None
+    separator = "&" if "?" in page_url else "?"
+    return f"{page_url}{separator}{urlencode({'orderId': order_id})}"
 
 
 def _is_int(value: Any) -> bool:
@@ -114,6 +125,12 @@ def parse_order(raw: Any) -> Order:
     if payment_method is not None and not payment_method.startswith("pm_"):
         raise InvalidOrder("paymentMethod", "must be a Stripe PaymentMethod id (pm_...)")
 
+    off_session = raw.get("offSession", False)
+    if not isinstance(off_session, bool):
+        raise InvalidOrder("offSession", f"must be true or false, got {off_session!r}")
+    if off_session and (customer_id is None or payment_method is None):
+        raise InvalidOrder("offSession", "needs customer.id and a paymentMethod saved to that customer")
+
     return Order(
         order_id=order_id,
         amount=amount,
@@ -122,6 +139,7 @@ def parse_order(raw: Any) -> Order:
         customer_email=email,
         payment_method=payment_method,
         items=_parse_items(raw.get("items"), amount),
+        off_session=off_session,
     )
 
 

@@ -98,13 +98,22 @@ class PaymentRecords:
         )  # fmt: skip
 
     def store_task_token(
-        self, payment_intent_id: str, task_token: str, expires_at: int, now: datetime
+        self, payment_intent_id: str, task_token: str, expires_at: int, now: datetime, attempt: int = 1
     ) -> dict[str, Any]:
-        """Store the token and return the whole item, so the caller sees an outcome that came first."""
+        """Store the token (with the attempt it waits for) and return the whole item, so the caller sees an
+        outcome that came first."""
         response = self._update(
             Key={"paymentIntentId": payment_intent_id},
-            UpdateExpression="SET taskToken = :token, tokenStoredAt = :now, expiresAt = :expires, updatedAt = :now",
-            ExpressionAttributeValues={":token": task_token, ":now": now.isoformat(), ":expires": expires_at},
+            UpdateExpression=(
+                "SET taskToken = :token, tokenStoredAt = :now, expiresAt = :expires, updatedAt = :now, "
+                "attempt = :attempt"
+            ),
+            ExpressionAttributeValues={
+                ":token": task_token,
+                ":now": now.isoformat(),
+                ":expires": expires_at,
+                ":attempt": attempt,
+            },  # fmt: skip
             ReturnValues="ALL_NEW",
         )
         return _plain(response["Attributes"])

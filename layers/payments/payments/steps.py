@@ -72,13 +72,34 @@ def _earlier_payment_intent(
 def register_task_token(
     payment_intent_id: str, task_token: str, *,
     payments: PaymentRecords, task_tokens: TaskTokens, timeout_seconds: int, now: datetime,
+    attempt: int = 1, consumed_event_id: str | None = None,
 ) -> str:  # fmt: skip
+    """Store the token; resume at once with an outcome that came first, unless it is the one the execution
+    consumed already (a decline it is giving the customer another try after, on the same PaymentIntent)."""
     expires_at = int(now.timestamp()) + timeout_seconds + TOKEN_TTL_MARGIN_SECONDS
-    item = payments.store_task_token(payment_intent_id, task_token, expires_at, now)
+    item = payments.store_task_token(payment_intent_id, task_token, expires_at, now, attempt)
     outcome = item.get("outcome")
-    if not outcome:
+    if not outcome or outcome.get("eventId") == consumed_event_id:
         return "waiting"
     return "resumed" if task_tokens.resume(task_token, outcome) else "token_spent"
+
+
+def retry_off_session(
+    order: Order,
+    payment_intent_id: str,
+    attempt: int,
+    *,
+    stripe: StripeGateway,
+    payments: PaymentRecords,
+    now: datetime,
+) -> dict[str, Any]:
+    """Charge the customer's saved card again on the same PaymentIntent, unless it has moved on meanwhile (the
+    customer paid on-session, or it is processing): its webhook resumes the execution either way."""
+    payment_intent = stripe.retrieve(payment_intent_id)
+    if payment_intent.status == "requires_payment_method" and order.payment_method:
+        payment_intent = stripe.confirm_off_session(payment_intent_id, order.payment_method, attempt)
+        payments.record_status(payment_intent_id, payment_intent.status, now)
+    return {"status": payment_intent.status}
 
 
 def failure_reason(payment_intent: PaymentIntentView) -> str:
@@ -143,6 +164,7 @@ def refund_payment(
 
 
 def notify_customer(kind: str, order: Order, details: dict[str, Any], *, mailer: Mailer | None) -> dict[str, Any]:
+    """`details`: reason, willRetry, offSession, retryable, payUrl (where the customer pays again), paymentIntentId."""
     if mailer is None or not order.customer_email:
         return {"sent": False}
     return {"sent": True, "messageId": mailer.send(order.customer_email, compose(kind, order, details))}

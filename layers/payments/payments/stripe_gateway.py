@@ -6,13 +6,13 @@ Lambda, by the state machine or by stripe-python itself can never create a secon
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 
 from payments.errors import PaymentRequestRejected, StripeUnavailable
-from payments.orders import Order
+from payments.orders import Order, checkout_url
 
 # Statuses Stripe allows a PaymentIntent to be canceled from.
 CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
@@ -33,6 +33,8 @@ class PaymentIntentView:
     failure_code: str | None = None
     decline_code: str | None = None
     failure_message: str | None = None
+    next_action: str | None = None  # what the customer must do: use_stripe_sdk, redirect_to_url, ...
+    client_secret: str | None = field(default=None, repr=False)  # lets a browser confirm it: never logged or stored
 
     @classmethod
     def from_stripe(cls, payment_intent: Any) -> "PaymentIntentView":
@@ -47,6 +49,8 @@ class PaymentIntentView:
             failure_code=error.get("code"),
             decline_code=error.get("decline_code"),
             failure_message=error.get("message"),
+            next_action=(data.get("next_action") or {}).get("type"),
+            client_secret=data.get("client_secret"),
         )
 
 
@@ -60,18 +64,22 @@ def payment_idempotency_key(order_id: str, attempt: int, generation: int = 1) ->
 class StripeGateway:
     # Quoted: evaluating stripe.StripeClient here would load the client and all its services (~20 ms) into
     # functions that only verify signatures (the webhook).
-    def __init__(self, client: "stripe.StripeClient", app_id: str) -> None:
+    def __init__(self, client: "stripe.StripeClient", app_id: str, checkout_page_url: str = "") -> None:
         self._client = client
         self._app_id = app_id
+        self._checkout_page_url = checkout_page_url
 
     @classmethod
-    def connect(cls, api_key: str, api_base: str, network_retries: int, app_id: str) -> "StripeGateway":
+    def connect(
+        cls, api_key: str, api_base: str, network_retries: int, app_id: str, checkout_page_url: str = ""
+    ) -> "StripeGateway":
         client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=network_retries,
         )
-        return cls(client, app_id)
+        return cls(client, app_id, checkout_page_url)
+
 
     def create_payment_intent(
         self, order: Order, attempt: int, execution_id: str, key_generation: int = 1
@@ -89,24 +97,33 @@ class StripeGateway:
         }
         if order.customer_id:
             params["customer"] = order.customer_id
+        # On-session, the customer's browser confirms with Stripe.js and the client_secret; with a payment
+        # method in the order it is confirmed here, and whatever needs the customer (3-D Secure, a redirect,
+        # another card) is handed to the checkout page the same way. Off-session, nobody can authenticate.
+        params["automatic_payment_methods"] = {"enabled": True}
         if order.payment_method:
-            params.update(
-                payment_method=order.payment_method,
-                confirm=True,
-                automatic_payment_methods={"enabled": True, "allow_redirects": "never"},
-            )
+            params.update(payment_method=order.payment_method, confirm=True)
+            return_url = None if order.off_session else checkout_url(self._checkout_page_url, order.order_id)
+            if order.off_session:
+                params["off_session"] = True
+            if return_url:
+                params["return_url"] = return_url
+            else:  # a redirect needs somewhere to come back to (docs.stripe.com/api/payment_intents/create)
+                params["automatic_payment_methods"]["allow_redirects"] = "never"
         options: stripe.RequestOptions = {
             "idempotency_key": payment_idempotency_key(order.order_id, attempt, key_generation)
         }
-        try:
-            return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.create(params, options)))
-        except stripe.CardError as declined:
-            # A decline is an outcome, not an error: the PaymentIntent exists and its
-            # payment_intent.payment_failed webhook resumes the workflow like any other.
-            payment_intent = declined.error.payment_intent if declined.error else None
-            if payment_intent is None:
-                raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
-            return PaymentIntentView.from_stripe(payment_intent)
+        return _confirmation(lambda: self._client.v1.payment_intents.create(params, options))
+
+    def confirm_off_session(self, payment_intent_id: str, payment_method: str, attempt: int) -> PaymentIntentView:
+        """Charge the saved card again, on the same PaymentIntent, while the customer is away.
+
+        A PaymentIntent back in requires_payment_method after a decline can be confirmed again
+        (docs.stripe.com/api/payment_intents/confirm); a card saved to the customer may be reused.
+        """
+        params: dict[str, Any] = {"payment_method": payment_method, "off_session": True}
+        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:confirm:attempt-{attempt}"}
+        return _confirmation(lambda: self._client.v1.payment_intents.confirm(payment_intent_id, params, options))
 
     def find_payment_intent(self, order_id: str, attempt: int, created_since: int) -> PaymentIntentView | None:
         """The attempt's PaymentIntent if a request created one that nobody recorded (its answer was lost)."""
@@ -166,6 +183,18 @@ class StripeGateway:
                 raise
 
         return _call(create)
+
+
+def _confirmation(request: Callable[[], Any]) -> PaymentIntentView:
+    """A decline is an outcome, not an error: the PaymentIntent exists, back in requires_payment_method, and
+    its payment_intent.payment_failed webhook resumes the workflow like any other outcome."""
+    try:
+        return PaymentIntentView.from_stripe(_call(request))
+    except stripe.CardError as declined:
+        payment_intent = declined.error.payment_intent if declined.error else None
+        if payment_intent is None:
+            raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
+        return PaymentIntentView.from_stripe(payment_intent)
 
 
 def _call[T](request: Callable[[], T]) -> T:

@@ -58,6 +58,7 @@ def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> di
     """The task output the execution resumes with."""
     error = payment_intent.get("last_payment_error") or {}
     failure_code = error.get("decline_code") or error.get("code")
+    reason = f"{failure_code}: {error.get('message')}" if failure_code and error.get("message") else failure_code
     return {
         "status": status,
         "paymentIntentId": payment_intent["id"],
@@ -65,6 +66,7 @@ def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> di
         "failureCode": error.get("code"),
         "declineCode": error.get("decline_code"),
         "failureMessage": error.get("message"),
+        "reason": reason or f"PaymentIntent {status}",
         "retryable": status == "payment_failed" and failure_code in RETRYABLE_FAILURES,
     }
 

@@ -1,0 +1,58 @@
+"""The merchant's API: start the payment of an order, and read where it stands.
+
+The merchant's backend calls both, signed with SigV4 (the routes use API Gateway's IAM authorizer); its
+checkout page gets what it needs from that backend. The PaymentIntent's client_secret, which lets a browser
+confirm the payment, is read from Stripe on each request while the customer must act, and stored nowhere.
+"""
+
+from typing import Any
+
+from payments.executions import Executions
+from payments.orders import parse_order
+from payments.records import OrderRecords, PaymentRecords
+from payments.stripe_gateway import StripeGateway
+
+# While the PaymentIntent is in one of these, the customer can still pay it
+# (docs.stripe.com/payments/paymentintents/lifecycle).
+CUSTOMER_CAN_ACT = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+# Order statuses after which nobody pays any more.
+SETTLED_ORDER = frozenset({"fulfilled", "refunded", "failed", "canceled", "timed_out", "needs_attention"})
+
+
+def start_payment(raw: Any, *, executions: Executions) -> tuple[str, str]:
+    """Validate the order (InvalidOrder names the field), then start its execution, named by the order id.
+    Returns (order id, execution ARN).
+
+    StartExecution with a running execution's name and input answers as the first time, so a retried request
+    is harmless; another input, or a name whose execution has ended, is ExecutionAlreadyExists (OrderAlreadyStarted
+    here) while Step Functions remembers the name (90 days); after that the order record refuses it (DuplicateOrder)."""
+    order = parse_order(raw)
+    return order.order_id, executions.start(order.order_id, order.to_dict())
+
+
+def payment_status(
+    order_id: str, *, orders: OrderRecords, payments: PaymentRecords, stripe: StripeGateway
+) -> dict[str, Any] | None:
+    """Where the order's payment stands, and what the customer's browser needs while the customer must act.
+    None when no execution has accepted the order (yet)."""
+    record = orders.get(order_id)
+    if record is None:
+        return None
+    status: dict[str, Any] = {
+        "orderId": order_id, "status": record["status"], "amount": record["amount"], "currency": record["currency"],
+    }  # fmt: skip
+    payment_intent_id = ((record.get("attempts") or {}).get("1") or {}).get("paymentIntentId")
+    if payment_intent_id is None:
+        return status
+    payment = payments.get(payment_intent_id) or {}
+    outcome = payment.get("outcome") or {}
+    status["attempt"] = int(payment.get("attempt") or 1)
+    if outcome.get("status") == "payment_failed":
+        status["lastFailure"] = outcome.get("reason")
+    status["payment"] = {"paymentIntentId": payment_intent_id, "status": payment.get("status")}
+    if record["status"] not in SETTLED_ORDER:
+        payment_intent = stripe.retrieve(payment_intent_id)
+        status["payment"]["status"] = payment_intent.status
+        if payment_intent.status in CUSTOMER_CAN_ACT and payment_intent.client_secret:
+            status["payment"].update(clientSecret=payment_intent.client_secret, nextAction=payment_intent.next_action)
+    return status
