@@ -236,9 +236,9 @@ class PaymentIntents:
             raise
 
     def _render(self, pi: Obj, params: Obj, request: RequestRef) -> Obj:
-        if request.publishable:
-            return {name: snapshot(pi)[name] for name in PUBLISHABLE_FIELDS}
         out = snapshot(pi)
+        if request.publishable:
+            return {name: out[name] for name in PUBLISHABLE_FIELDS}
         if "latest_charge" in (params.get("expand") or ()) and pi["latest_charge"]:
             out["latest_charge"] = snapshot(self.charges[pi["latest_charge"]])
         return out
