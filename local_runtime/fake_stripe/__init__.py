@@ -1,27 +1,37 @@
-"""A local, in-memory fake of the slice of Stripe's HTTP API this project uses.
+"""A local, in-memory fake of the slice of Stripe's HTTP API this project uses, both sides of a payment.
 
-The unmodified stripe-python client talks to it over real HTTP::
+The merchant's side: the unmodified stripe-python client talks to it over real HTTP with the secret key::
 
-    with FakeStripe() as fake:
+    with FakeStripe(api_key="sk_test_local", publishable_key="pk_test_local") as fake:
         client = stripe.StripeClient(fake.api_key, base_addresses={"api": fake.url},
                                      max_network_retries=2)
-        client.v1.payment_intents.create({"amount": 1000, "currency": "eur", ...})
+        pi = client.v1.payment_intents.create({"amount": 1000, "currency": "eur", ...})
 
-It models PaymentIntents, charges, refunds and events with Stripe's object shapes, error JSON, status
-codes, idempotency (saved responses, 409 for a key in flight, keys forgotten after 24 h on a clock tests
-can move), list pagination and, when asked, rate limits; it delivers signed webhooks from a background
-thread and offers switches for webhook chaos (duplicates, reordering, drops, holds) and API faults
-(500/429 or a TCP reset, before or after the commit). Each module names the Stripe documentation it
-follows, and tests/local pins it there. Standard library only.
+The customer's side: the browser confirms with the publishable key and the PaymentIntent's client_secret,
+either through the stand-in Stripe.js the fake serves at `fake.url + "/v3/"` (stripe_v3.js, Stripe.js's
+signatures for the Payment Element) or, in scripts and tests, through `Browser`, which makes the same calls::
+
+    Browser(fake.url, fake.publishable_key).pay(pi.client_secret, "4000002760003184", three_d_secure="complete")
+
+It models PaymentIntents, PaymentMethods, Customers, charges, refunds and events with Stripe's object shapes,
+error JSON and status codes; Stripe's test cards and test PaymentMethod ids (each use of an id such as
+`pm_card_visa` mints a new PaymentMethod); single use of a PaymentMethod without a Customer; off-session
+`authentication_required`; 3-D Secure that only the customer's answer on the hosted test page moves on; the
+publishable key's limits; idempotency (saved responses, 409 for a key in flight, keys forgotten after 24 h on a
+clock tests can move), list pagination and, when asked, rate limits; it delivers signed webhooks from a
+background thread and offers switches for webhook chaos (duplicates, reordering, drops, holds) and API faults
+(500/429 or a TCP reset, before or after the commit). Each module names the Stripe documentation it follows,
+and tests/local pins it there; README.md beside this file lists the customer-side API. Standard library only.
 """
 
+from local_runtime.fake_stripe.browser import Browser, Result
 from local_runtime.fake_stripe.clock import Clock
 from local_runtime.fake_stripe.errors import ApiError, Rejected
 from local_runtime.fake_stripe.fake import FakeStripe
 from local_runtime.fake_stripe.faults import Fault
 from local_runtime.fake_stripe.forms import MAX_AMOUNT, parse_form
 from local_runtime.fake_stripe.objects import API_VERSION, new_id
-from local_runtime.fake_stripe.payment_methods import ERROR_MESSAGES, TEST_PAYMENT_METHODS, TestPaymentMethod
+from local_runtime.fake_stripe.sandbox import ERROR_MESSAGES, TEST_CARDS, TEST_PAYMENT_METHODS, TestPaymentMethod
 from local_runtime.fake_stripe.server import RecordedRequest
 from local_runtime.fake_stripe.webhooks import WEBHOOK_USER_AGENT, Delivery, sign_payload
 
@@ -29,15 +39,18 @@ __all__ = [
     "API_VERSION",
     "ERROR_MESSAGES",
     "MAX_AMOUNT",
+    "TEST_CARDS",
     "TEST_PAYMENT_METHODS",
     "WEBHOOK_USER_AGENT",
     "ApiError",
+    "Browser",
     "Clock",
     "Delivery",
     "FakeStripe",
     "Fault",
     "RecordedRequest",
     "Rejected",
+    "Result",
     "TestPaymentMethod",
     "new_id",
     "parse_form",

@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--api-key", default="sk_test_local")
+    parser.add_argument("--publishable-key", default="pk_test_local", help="the key Stripe.js uses (served at /v3/)")
     parser.add_argument("--webhook-secret", default="whsec_local")
     parser.add_argument(
         "--forward-to", action="append", default=[], metavar="URL", help="webhook endpoint (repeatable)"
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     fake = FakeStripe(
         api_key=args.api_key,
+        publishable_key=args.publishable_key,
         webhook_secret=args.webhook_secret,
         host=args.host,
         port=args.port,
@@ -35,9 +37,12 @@ def main(argv: list[str] | None = None) -> None:
         fake.add_webhook_endpoint(url)
     with fake:
         log.info(
-            "fake Stripe at %s (api key %s, webhook secret %s, forwarding to %s)",
+            "fake Stripe at %s (api key %s, publishable key %s, Stripe.js at %s/v3/, webhook secret %s, "
+            "forwarding to %s)",
             fake.url,
             fake.api_key,
+            fake.publishable_key,
+            fake.url,
             fake.webhook_secret,
             ", ".join(args.forward_to) or "nobody",
         )

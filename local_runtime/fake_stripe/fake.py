@@ -8,18 +8,25 @@ from collections.abc import Callable
 from typing import Self
 from urllib.parse import urlsplit
 
+from local_runtime.fake_stripe.access import Keys
+from local_runtime.fake_stripe.attempts import Attempts
+from local_runtime.fake_stripe.browser import Browser
 from local_runtime.fake_stripe.clock import Clock
+from local_runtime.fake_stripe.customers import Customers
 from local_runtime.fake_stripe.errors import ApiError, Rejected
 from local_runtime.fake_stripe.events import EventLog
 from local_runtime.fake_stripe.faults import Fault, Faults
 from local_runtime.fake_stripe.forms import parse_form
 from local_runtime.fake_stripe.idempotency import IdempotencyKeys, Response
 from local_runtime.fake_stripe.objects import Obj, RequestRef, dump, new_id
+from local_runtime.fake_stripe.pages import Pages
 from local_runtime.fake_stripe.payment_intents import PaymentIntents
-from local_runtime.fake_stripe.payment_methods import TestPaymentMethod
+from local_runtime.fake_stripe.payment_methods import PaymentMethods
 from local_runtime.fake_stripe.rate_limit import RateLimiter
 from local_runtime.fake_stripe.refunds import Refunds
-from local_runtime.fake_stripe.server import ApiServer, Handler, RecordedRequest, authenticate
+from local_runtime.fake_stripe.sandbox import TestPaymentMethod
+from local_runtime.fake_stripe.server import ApiServer, Handler, RecordedRequest
+from local_runtime.fake_stripe.three_d_secure import Challenges, HostedPages
 from local_runtime.fake_stripe.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -30,15 +37,18 @@ Endpoint = Callable[..., Obj]
 class FakeStripe:
     """Stripe's API on 127.0.0.1 for one test account.
 
-    `clock` dates every object and event and ages idempotency keys (`idempotency_key_ttl_seconds`, 24 h);
-    `rate_limit_per_second` turns on Stripe's rate limiter (off by default); `async_settle_seconds` is how
-    long bank debits stay processing (None: until `settle`). Tests read `payment_intents`, `charges`,
-    `refunds`, `events`, `requests` and `deliveries`, and turn the switches below."""
+    `api_key` is the secret key (the merchant's server); `publishable_key` the one Stripe.js uses in the
+    customer's browser (see access.py). `clock` dates every object and event and ages idempotency keys
+    (`idempotency_key_ttl_seconds`, 24 h); `rate_limit_per_second` turns on Stripe's rate limiter (off by
+    default); `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
+    `payment_intents`, `payment_methods`, `customers`, `charges`, `refunds`, `events`, `requests` and
+    `deliveries`, and turn the switches below."""
 
     def __init__(
         self,
         *,
         api_key: str = "sk_test_local",
+        publishable_key: str = "pk_test_local",
         webhook_secret: str = "whsec_local",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -49,7 +59,9 @@ class FakeStripe:
         idempotency_key_ttl_seconds: float = 24 * 3600,
         rate_limit_per_second: float | None = None,
     ) -> None:
-        self.api_key, self.webhook_secret, self.account = api_key, webhook_secret, account
+        self.api_key, self.publishable_key = api_key, publishable_key
+        self.webhook_secret, self.account = webhook_secret, account
+        self._keys = Keys(api_key, publishable_key)
         self.host, self.port, self.url = host, port, ""
         self.async_settle_seconds = async_settle_seconds
         self.clock = clock or Clock()
@@ -61,7 +73,12 @@ class FakeStripe:
         self._lock = threading.RLock()  # guards the account's objects
         self._webhooks = WebhookSender(webhook_retry_backoff)
         self._events = EventLog(self.clock, self._webhooks)
-        self._payments = PaymentIntents(self.clock, self._events, self._schedule_settlement)
+        self._customers = Customers(self.clock)
+        self._methods = PaymentMethods(self.clock, self._customers)
+        challenges = Challenges(lambda: self.url)
+        attempts = Attempts(self.clock, self._events, self._methods, challenges, self._schedule_settlement)
+        self._payments = PaymentIntents(self.clock, self._events, self._methods, attempts)
+        self._pages = Pages(HostedPages(challenges, self._payments.payment_intents, self._payments.authenticated))
         self._refunds = Refunds(self.clock, self._events, self._payments)
         self._idempotency = IdempotencyKeys(self.clock, idempotency_key_ttl_seconds)
         self._rate_limiter = RateLimiter(rate_limit_per_second, self.clock) if rate_limit_per_second else None
@@ -70,6 +87,7 @@ class FakeStripe:
         self._server: ApiServer | None = None
         self._thread: threading.Thread | None = None
         self.payment_intents, self.charges = self._payments.payment_intents, self._payments.charges
+        self.payment_methods, self.customers = self._methods.payment_methods, self._customers.customers
         self.next_payment_intent_ids = self._payments.next_ids
         self.refunds, self.events = self._refunds.refunds, self._events.events
         self.deliveries = self._webhooks.deliveries
@@ -80,6 +98,11 @@ class FakeStripe:
             ("GET", r"/v1/payment_intents/([^/]+)", self._payments.retrieve),
             ("POST", r"/v1/payment_intents/([^/]+)/confirm", self._payments.confirm),
             ("POST", r"/v1/payment_intents/([^/]+)/cancel", self._payments.cancel),
+            ("POST", r"/v1/payment_methods", self._methods.create),
+            ("GET", r"/v1/payment_methods/([^/]+)", self._methods.retrieve),
+            ("POST", r"/v1/payment_methods/([^/]+)/attach", self._methods.attach),
+            ("POST", r"/v1/customers", self._customers.create),
+            ("GET", r"/v1/customers/([^/]+)", self._customers.retrieve),
             ("POST", r"/v1/refunds", self._refunds.create),
             ("GET", r"/v1/refunds/([^/]+)", self._refunds.retrieve),
             ("GET", r"/v1/charges/([^/]+)", self._payments.retrieve_charge),
@@ -125,9 +148,16 @@ class FakeStripe:
         self._webhooks.wait(timeout)
 
     def complete_3ds(self, payment_intent_id: str, *, succeed: bool = True) -> None:
-        """The customer passes (or fails) 3-D Secure in the browser."""
+        """The customer passes (or fails) 3-D Secure in the browser, over HTTP as a browser would: Stripe.js
+        fetches the PaymentIntent with the publishable key and its client_secret, and the customer presses
+        "Complete" (or "Fail") on the hosted page its `next_action` points at. ValueError when the PaymentIntent
+        is not (or no longer) waiting for 3-D Secure."""
         with self._lock:
-            self._payments.complete_3ds(payment_intent_id, succeed)
+            pi = self.payment_intents.get(payment_intent_id)
+            client_secret = pi["client_secret"] if pi else None
+        if client_secret is None:
+            raise ValueError(f"no PaymentIntent {payment_intent_id}")
+        Browser(self.url, self.publishable_key).authenticate(client_secret, complete=succeed)
 
     def settle(self, payment_intent_id: str, *, succeed: bool = True) -> None:
         """The bank settles a processing debit now."""
@@ -162,16 +192,21 @@ class FakeStripe:
 
     # ----------------------------------------------------------------- requests
     def _answer(self, h: Handler) -> None:
-        request_id = new_id("req", 14)
         url = urlsplit(h.path)
         raw = h.body()
+        if not url.path.startswith("/v1/"):
+            with self._lock:
+                page = self._pages.answer(h.command, url.path, url.query, raw)
+            if page is not None:
+                return h.respond(page)
+        request_id = new_id("req", 14)
         ikey = h.headers.get("Idempotency-Key") if h.command == "POST" else None
         record = RecordedRequest(h.command, url.path, ikey, request_id=request_id)
         with self._lock:
             self.requests.append(record)
         fault = self._faults.take(h.command, url.path, raw)
         if fault is None or fault.after_commit:
-            response = self._process(h, url.path, url.query, raw, RequestRef(request_id, ikey))
+            response = self._process(h, url.path, url.query, raw, RequestRef(request_id, ikey), record)
             record.status, record.replayed = response.status, response.headers.get("Idempotent-Replayed") == "true"
         if fault is None:
             h.respond(response)
@@ -182,18 +217,23 @@ class FakeStripe:
             record.status, record.fault = fault.status, "error"
             h.respond(fault.response(request_id))
 
-    def _process(self, h: Handler, path: str, query: str, raw: str, request: RequestRef) -> Response:
+    def _process(
+        self, h: Handler, path: str, query: str, raw: str, request: RequestRef, record: RecordedRequest
+    ) -> Response:
         """Authenticate, rate-limit, validate and route the request, then run it once per idempotency key."""
         headers = {"Request-Id": str(request.id)}
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
         try:
-            authenticate(h.headers.get("Authorization"), self.api_key)
+            params = parse_form(raw if h.command == "POST" else query)
+            publishable = self._keys.authenticate(h.headers.get("Authorization"), params)
+            request, record.publishable = request._replace(publishable=publishable), publishable
             account = h.headers.get("Stripe-Account") or self.account
             if self._rate_limiter:
                 self._rate_limiter.admit(account)
-            params = parse_form(raw if h.command == "POST" else query)
             endpoint, args = self._route(h.command, path)
+            if publishable:
+                self._keys.admit_publishable(h.command, path, params)
 
             def execute() -> Response:
                 """Run the endpoint: what it answers is saved for the key, errors too, unless `Rejected`."""
@@ -212,7 +252,7 @@ class FakeStripe:
 
             if not request.idempotency_key:
                 return execute()
-            scope = (self.api_key, account, request.idempotency_key)
+            scope = (self.publishable_key if publishable else self.api_key, account, request.idempotency_key)
             fingerprint = (h.command, path, json.dumps(params, sort_keys=True))
             return self._idempotency.run(scope, fingerprint, execute)
         except Rejected as e:

@@ -15,6 +15,7 @@ class RequestRef(NamedTuple):
 
     id: str | None = None
     idempotency_key: str | None = None
+    publishable: bool = False  # made with the publishable key (Stripe.js), not the secret key
 
 
 def new_id(prefix: str, length: int = 24) -> str:

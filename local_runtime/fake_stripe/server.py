@@ -1,8 +1,8 @@
-"""HTTP plumbing: a threading server that hands each request to the fake and writes its answer; and
-Stripe's API-key authentication (https://docs.stripe.com/api/authentication)."""
+"""HTTP plumbing: a threading server that hands each request to the fake and writes its answer.
 
-import base64
-import hmac
+API answers carry `Access-Control-Allow-Origin: *`, as Stripe's API does for Stripe.js, whose requests come from
+the merchant's checkout page on another origin."""
+
 import logging
 import socket
 import struct
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from local_runtime.fake_stripe.errors import Rejected
 from local_runtime.fake_stripe.idempotency import Response
 from local_runtime.fake_stripe.objects import API_VERSION
 
@@ -28,6 +27,7 @@ class RecordedRequest:
     replayed: bool = False
     request_id: str = ""
     fault: str | None = None  # "error" | "reset" when fail_next() fired
+    publishable: bool = False  # made with the publishable key: the customer's browser, not the merchant
     at: float = field(default_factory=time.time)
 
 
@@ -40,15 +40,26 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_DELETE = _dispatch
 
+    def do_OPTIONS(self) -> None:  # a CORS preflight
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE")
+        self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Stripe-Account")
+        self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def body(self) -> str:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length).decode("utf-8") if length else ""
 
     def respond(self, response: Response) -> None:
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
+        if "Content-Type" not in response.headers:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Stripe-Version", API_VERSION)
+            self.send_header("Access-Control-Allow-Origin", "*")
         self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Stripe-Version", API_VERSION)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -69,21 +80,3 @@ class ApiServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], answer: Callable[[Handler], None]) -> None:
         super().__init__(address, Handler)
         self.answer = answer
-
-
-def authenticate(authorization: str | None, api_key: str) -> None:
-    """Accept the secret key as Bearer or Basic auth, as Stripe does; refuse anything else with a 401."""
-    key = None
-    if authorization and authorization.startswith("Bearer "):
-        key = authorization[7:].strip()
-    elif authorization and authorization.startswith("Basic "):
-        key = base64.b64decode(authorization[6:]).decode().split(":", 1)[0]
-    if not key:
-        raise Rejected(
-            401,
-            "You did not provide an API key. You need to provide your API key in the Authorization header, "
-            "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
-        )
-    if not hmac.compare_digest(key, api_key):
-        masked = f"{key[:8]}****{key[-4:]}" if len(key) > 12 else "****"
-        raise Rejected(401, f"Invalid API Key provided: {masked}")
