@@ -19,7 +19,7 @@ from moto.core.responses import BaseResponse
 
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, seed_inventory
+from local_runtime.scenarios import LOCAL_PARAMETERS, seed_stack
 
 API_KEY = "sk_test_local_bench"
 SIGNING_SECRET = "whsec_local_bench"
@@ -88,5 +88,5 @@ def local_stack(**parameters: str) -> Iterator[Stack]:
         CallRecorder().installed() as recorder,
     ):
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
-        seed_inventory(cloud)
+        seed_stack(cloud, stripe)
         yield Stack(cloud, stripe, recorder, logs)

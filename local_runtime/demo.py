@@ -20,7 +20,7 @@ from local_runtime.scenarios import (
     LOCAL_RETRY_SECONDS_SCALE,
     SCENARIOS,
     run_scenario,
-    seed_inventory,
+    seed_stack,
     summary_table,
 )
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         ) as cloud,
     ):
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
-        seed_inventory(cloud)
+        seed_stack(cloud, stripe)
         print(f"Deployed template.yaml locally in {time.monotonic() - started:.2f}s: "
               f"state machine {cloud.state_machine_arn}, webhook {cloud.url_of('/webhooks/stripe')}, "
               f"Stripe {stripe.url}\n")  # fmt: skip

@@ -23,8 +23,8 @@ from local_runtime import pictures
 from local_runtime.engine import LocalCloud, http_api_event
 from local_runtime.fake_stripe import FakeStripe, sign_payload
 from local_runtime.samples import SAMPLES, STATE_MACHINE, prepare
-from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, final_state, seed_inventory
-from local_runtime.template import Template
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, final_state, seed_stack
+from local_runtime.template import Route, Template
 
 API_KEY = "sk_test_local_invoke"
 SIGNING_SECRET = "whsec_local_invoke"
@@ -38,11 +38,11 @@ def resign(event: dict[str, Any], secret: str) -> dict[str, Any]:
     return {**event, "headers": {**headers, "stripe-signature": sign_payload(raw, secret)}}
 
 
-def as_request(event: Any, route: tuple[str, str], as_is: bool) -> Any:
+def as_request(event: Any, route: Route, as_is: bool) -> Any:
     """The HTTP API event a webhook event or a bare Stripe event makes, signed now; anything else unchanged."""
     if isinstance(event, dict) and event.get("object") == "event":
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0"}
-        event = http_api_event(*route, headers, json.dumps(event).encode())
+        event = http_api_event(route.method, route.path, headers, json.dumps(event).encode())
     is_request = isinstance(event, dict) and "requestContext" in event
     return resign(event, SIGNING_SECRET) if is_request and not as_is else event
 
@@ -54,7 +54,7 @@ def invoke(target: str, event: Any, *, as_is: bool = False, log_stream: io.TextI
         parameters=LOCAL_PARAMETERS, log_stream=log_stream,
         retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
     ) as cloud:  # fmt: skip
-        seed_inventory(cloud)
+        seed_stack(cloud, stripe)
         prepare(cloud, stripe, target, event)
         if target == STATE_MACHINE:
             stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))

@@ -21,6 +21,7 @@ LOCAL_PARAMETERS = {
 }
 # Every ASL Retry's wait, scaled the same way: a step's five quick retries take about a second, not a minute.
 LOCAL_RETRY_SECONDS_SCALE = 0.1
+DEMO_CUSTOMER = "cus_LocalDemo01"
 STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}
 
 
@@ -73,7 +74,7 @@ def order_input(
     order_id: str,
     payment_method: str | None,
     items: tuple[tuple[str, int], ...],
-    customer_id: str = "cus_LocalDemo01",
+    customer_id: str = DEMO_CUSTOMER,
 ) -> dict[str, Any]:
     """A start input: 10.00 a unit, in euros for a SEPA debit (`pm_*_de`), else dollars."""
     unit = 1000
@@ -114,10 +115,16 @@ class Outcome:
         )
 
 
-def seed_inventory(cloud: LocalCloud, stock: dict[str, int] = STOCK) -> None:
+def seed_stack(
+    cloud: LocalCloud, stripe: FakeStripe, stock: dict[str, int] = STOCK, customers: tuple[str, ...] = (DEMO_CUSTOMER,)
+) -> None:
+    """What a shop has before its first payment: stock, and its Customers at Stripe (Stripe refuses a
+    PaymentIntent for a Customer it does not know)."""
     inventory = cloud.table("InventoryTable")
     for sku, available in stock.items():
         inventory.put_item(Item={"sku": sku, "available": available})
+    for customer in customers:
+        stripe.add_customer(customer)
 
 
 def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str | None = None) -> Outcome:

@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from local_runtime import pictures
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_inventory
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_stack
 
 API_KEY = "sk_test_local_stack"
 SIGNING_SECRET = "whsec_local_stack"
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
     ) as cloud:
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
-        seed_inventory(cloud)
+        seed_stack(cloud, stripe)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.aws_port, verbose=False)
         server.start()
         endpoint = f"http://127.0.0.1:{args.aws_port}"

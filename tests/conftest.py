@@ -49,12 +49,15 @@ def load_function(name: str) -> ModuleType:
     return module
 
 
+SAMPLE_CUSTOMER = "cus_Q1w2E3r4"  # a local Stripe that sees sample_order's payments must know it: add_customer
+
+
 def sample_order(**overrides: Any) -> dict[str, Any]:
     order = {
         "orderId": "order-1001",
         "amount": 2500,
         "currency": "usd",
-        "customer": {"id": "cus_Q1w2E3r4", "email": "ada@example.com"},
+        "customer": {"id": SAMPLE_CUSTOMER, "email": "ada@example.com"},
         "paymentMethod": "pm_card_visa",
         "items": [
             {"sku": "MUG-BLUE", "quantity": 2, "unitAmount": 1000},

@@ -17,10 +17,10 @@ class Customers:
         self._clock = clock
         self.customers: dict[str, Obj] = {}
 
-    def create(self, params: Obj, request: RequestRef) -> Obj:
+    def create(self, params: Obj, request: RequestRef, customer_id: str | None = None) -> Obj:
         check_known(params, CREATE_PARAMS)
         customer: Obj = {
-            "id": new_id("cus", 14),
+            "id": customer_id or new_id("cus", 14),
             "object": "customer",
             "created": self._clock.timestamp(),
             "description": read_str(params, "description"),

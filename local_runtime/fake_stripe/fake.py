@@ -159,6 +159,12 @@ class FakeStripe:
             raise ValueError(f"no PaymentIntent {payment_intent_id}")
         Browser(self.url, self.publishable_key).authenticate(client_secret, complete=succeed)
 
+    def add_customer(self, customer_id: str, *, email: str | None = None) -> None:
+        """A Customer this account already has, under a known id (the samples' and fixtures' customers); Stripe
+        itself refuses a PaymentIntent for a Customer it does not know."""
+        with self._lock:
+            self._customers.create({"email": email} if email else {}, RequestRef(), customer_id=customer_id)
+
     def settle(self, payment_intent_id: str, *, succeed: bool = True) -> None:
         """The bank settles a processing debit now."""
         with self._lock:

@@ -89,6 +89,8 @@ class PaymentIntents:
         if off_session and not confirm:
             raise Rejected(400, "You may only specify `off_session` when `confirm` is true.", param="off_session")
         customer = read_str(params, "customer")
+        if customer is not None:
+            self._methods.customer(customer)  # Stripe: 400 resource_missing "No such customer"
         setup_future_usage = read_str(params, "setup_future_usage", SETUP_FUTURE_USAGE)
         pm = self._payment_method_of(params, customer)
         if confirm and not pm:

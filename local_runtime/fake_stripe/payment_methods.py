@@ -62,6 +62,10 @@ class PaymentMethods:
     def retrieve(self, pm_id: str, params: Obj, request: RequestRef) -> Obj:
         return snapshot(self.resolve(pm_id, "id"))
 
+    def customer(self, customer_id: str) -> Obj:
+        """The Customer a payment names: 400 `resource_missing` for one this account does not have."""
+        return self._customers.find(customer_id)
+
     def attach(self, pm_id: str, params: Obj, request: RequestRef) -> Obj:
         check_known(params, {"customer", "expand"})
         customer = read_str(params, "customer")

@@ -12,6 +12,7 @@ from typing import Any
 
 from local_runtime import scenarios
 from local_runtime.reliability.faults import AWS_FAULTS, STRIPE_FAULTS, AwsFault, StripeFault
+from local_runtime.reliability.settings import CUSTOMER
 
 
 @dataclass(frozen=True)
@@ -138,4 +139,4 @@ def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Sc
 
 
 def order_input(order_id: str, payment: Payment) -> dict[str, Any]:
-    return scenarios.order_input(order_id, payment.method, payment.items, customer_id="cus_Reliability01")
+    return scenarios.order_input(order_id, payment.method, payment.items, customer_id=CUSTOMER)

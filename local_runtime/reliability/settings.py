@@ -17,3 +17,5 @@ STOCK = {"MUG-BLUE": 10_000_000, "TEA-EARL": 10_000_000, "LAST-ONE": 0}
 SCHEDULE_PARAMETERS = {**LOCAL_PARAMETERS, "LogLevel": "ERROR"}  # timeout 3 s: the timeout path runs often
 # A long timeout where nothing should time out: under load, and while bad requests hit a waiting order.
 PATIENT_PARAMETERS = {**LOCAL_PARAMETERS, "PaymentTimeoutSeconds": "600", "LogLevel": "ERROR"}
+
+CUSTOMER = "cus_Reliability01"  # every schedule's order is this Customer's

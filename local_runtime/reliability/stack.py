@@ -18,8 +18,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.reliability.courier import Courier
-from local_runtime.reliability.settings import API_KEY, SIGNING_SECRET, STOCK, WEBHOOK_PATH
-from local_runtime.scenarios import LOCAL_RETRY_SECONDS_SCALE, seed_inventory
+from local_runtime.reliability.settings import API_KEY, CUSTOMER, SIGNING_SECRET, STOCK, WEBHOOK_PATH
+from local_runtime.scenarios import LOCAL_RETRY_SECONDS_SCALE, seed_stack
 from local_runtime.template import ACCOUNT, REGION
 
 _deserialize = TypeDeserializer().deserialize
@@ -42,7 +42,7 @@ def local_stack(parameters: dict[str, str], *, async_settle_seconds: float = 0.5
             retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
         ) as cloud,
     ):
-        seed_inventory(cloud, STOCK)
+        seed_stack(cloud, fake, STOCK, (CUSTOMER,))
         stack = Stack(cloud, fake)
         try:
             yield stack

@@ -12,7 +12,7 @@ from local_runtime.scenarios import (
     Outcome,
     Scenario,
     run_scenario,
-    seed_inventory,
+    seed_stack,
 )
 
 API_KEY = "sk_test_e2e"
@@ -35,7 +35,7 @@ def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
         retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
     ) as local:
         stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
-        seed_inventory(local)
+        seed_stack(local, stripe)
         yield local
 
 

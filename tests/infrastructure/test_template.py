@@ -71,6 +71,14 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "RefundPaymentFunction": {("dynamodb:UpdateItem", "OrdersTable"), *READS_STRIPE_SECRET},
     # Mailer.send -> sesv2 send_email
     "NotifyCustomerFunction": {("ses:SendEmail", SES_IDENTITIES)},
+    # merchant_api.start_payment -> Executions.start
+    "StartPaymentFunction": {("states:StartExecution", "PaymentWorkflow")},
+    # merchant_api.payment_status -> orders.get, payments.get, Stripe (secret) for the client_secret
+    "GetPaymentFunction": {
+        ("dynamodb:GetItem", "OrdersTable"),
+        ("dynamodb:GetItem", "PaymentsTable"),
+        *READS_STRIPE_SECRET,
+    },
     # Reconciler: Stripe (secret); orders get, record_payment_intent, note, fulfil (orders and inventory) and
     # refund; Executions.status; the customer's e-mail
     "ReconcilePaymentsFunction": {
@@ -247,7 +255,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     }
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
-        "FulfilOrderFunction", "ReconcilePaymentsFunction", "ConfirmPaymentIntentFunction",
+        "FulfilOrderFunction", "ReconcilePaymentsFunction", "ConfirmPaymentIntentFunction", "GetPaymentFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]
@@ -285,7 +293,8 @@ def test_state_machine_invokes_only_the_functions_its_definition_names(cfn: dict
     expected = {("lambda:InvokeFunction", function) for function in invoked}
     expected |= {("dynamodb:UpdateItem", table) for table in updated}
     expected |= {(action, "*") for action in WILDCARD_ONLY_ACTIONS if action.startswith("logs:")}
-    assert invoked == set(EXPECTED_GRANTS) - {"StripeWebhookFunction", "ReconcilePaymentsFunction"}
+    api = {"StripeWebhookFunction", "StartPaymentFunction", "GetPaymentFunction"}
+    assert invoked == set(EXPECTED_GRANTS) - api - {"ReconcilePaymentsFunction"}
     assert grants(role) == expected
     assert role["Properties"]["ManagedPolicyArns"] == [MANAGED_POLICIES["AWSXrayWriteOnlyAccess"]]
 

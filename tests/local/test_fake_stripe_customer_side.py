@@ -30,11 +30,12 @@ def browser(fake: FakeStripe) -> Browser:
 
 
 def test_the_customer_pays_with_a_card(fake: FakeStripe, client: stripe.StripeClient, browser: Browser) -> None:
-    pi = create(client, customer="cus_Q1w2E3r4")
+    customer = client.v1.customers.create({"email": "ada@example.com"}).id
+    pi = create(client, customer=customer)
     result = browser.pay(pi.client_secret, "4242424242424242")
     assert result.error is None and result.status == "succeeded" and "metadata" not in result.payment_intent
     assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"
-    assert [r.publishable for r in fake.requests] == [False, True, False]  # merchant, customer, merchant
+    assert [r.publishable for r in fake.requests] == [False, False, True, False]  # merchant x2, customer, merchant
 
 
 def test_after_a_decline_the_customer_pays_with_another_card_on_the_same_payment_intent(
@@ -165,3 +166,11 @@ def test_stripe_js_confirms_payments_in_node(fake: FakeStripe, client: stripe.St
     assert handled["paymentIntent"]["status"] == "succeeded"
     assert wrong_key == {"threw": "IntegrationError"}
     assert {pi["status"] for pi in fake.payment_intents.values()} == {"succeeded", "requires_payment_method"}
+
+
+def test_a_payment_for_a_customer_the_account_does_not_have_is_refused(client: stripe.StripeClient) -> None:
+    # https://docs.stripe.com/api/errors: an id that names nothing is 400 resource_missing, "No such customer"
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        create(client, customer="cus_NeverCreated")
+
+    assert (refused.value.http_status, refused.value.code, refused.value.param) == (400, "resource_missing", "customer")

@@ -45,17 +45,18 @@ def test_cursors_and_limits(fake: FakeStripe, client: stripe.StripeClient) -> No
 
 
 def test_payment_intents_by_customer_and_created(fake: FakeStripe, client: stripe.StripeClient) -> None:
-    first = create(client, customer="cus_a")
+    cus_a, cus_b = (client.v1.customers.create().id for _ in range(2))
+    first = create(client, customer=cus_a)
     fake.clock.advance(3600)
-    second, third = create(client, customer="cus_b"), create(client, customer="cus_a")
+    second, third = create(client, customer=cus_b), create(client, customer=cus_a)
 
     def listed(**params: Any) -> list[str]:
         return [pi.id for pi in client.v1.payment_intents.list(params).data]  # type: ignore[arg-type]
 
-    assert listed(customer="cus_a") == [third.id, first.id]
+    assert listed(customer=cus_a) == [third.id, first.id]
     assert listed(created={"gt": first.created}) == [third.id, second.id]
     assert listed(created={"lte": first.created}) == [first.id]
-    assert listed(created={"gte": second.created, "lt": second.created + 1}) == [third.id, second.id]
+    assert listed(created={"gte": second.created, "lt": third.created + 1}) == [third.id, second.id]
     assert listed(created=first.created) == [first.id]
 
 

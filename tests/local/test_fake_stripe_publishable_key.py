@@ -31,7 +31,8 @@ def test_the_payment_intent_carries_its_client_secret(client: stripe.StripeClien
 def test_the_browser_retrieves_a_payment_intent_with_its_client_secret(
     fake: FakeStripe, client: stripe.StripeClient
 ) -> None:
-    pi = create(client, customer="cus_Q1w2E3r4")
+    customer = client.v1.customers.create({"email": "ada@example.com"}).id
+    pi = create(client, customer=customer)
     status, seen = raw_request(fake, "GET", f"{PI}/{pi.id}?key={fake.publishable_key}&client_secret={pi.client_secret}")
     assert status == 200 and seen["status"] == "requires_payment_method"
     assert set(seen) == set(PUBLISHABLE_FIELDS)  # "only returns a subset of properties"

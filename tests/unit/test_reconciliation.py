@@ -17,7 +17,7 @@ from payments.orders import Order, parse_order
 from payments.reconciliation import Finding, Reconciler, needs_attention
 from payments.records import OrderRecords
 from payments.stripe_gateway import StripeGateway
-from tests.conftest import sample_order
+from tests.conftest import SAMPLE_CUSTOMER, sample_order
 from tests.unit._support import APP_ID, unique
 
 API_KEY = "sk_test_reconcile"
@@ -38,6 +38,7 @@ class StubExecutions:
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
     with FakeStripe(api_key=API_KEY, async_settle_seconds=None) as server:
+        server.add_customer(SAMPLE_CUSTOMER)
         yield server
 
 

@@ -18,7 +18,7 @@ from payments.stripe_gateway import StripeGateway
 from payments.task_tokens import TaskTokens
 from payments.webhook_requests import WebhookRejected, verify_stripe_request
 from payments.webhooks import WebhookResult, handle_payment_event
-from tests.conftest import ROOT, sample_order
+from tests.conftest import ROOT, SAMPLE_CUSTOMER, sample_order
 from tests.unit._support import APP_ID, FakeStepFunctions, payment_intent_event, stripe_signature, unique
 
 SECRET = "whsec_findings"
@@ -112,6 +112,7 @@ def test_event_of_a_connected_account_is_not_ours_even_with_our_metadata(handle)
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeStripe]:
     with FakeStripe(api_key="sk_test_findings", async_settle_seconds=None) as server:
+        server.add_customer(SAMPLE_CUSTOMER)
         yield server
 
 

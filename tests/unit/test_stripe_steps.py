@@ -15,7 +15,7 @@ from payments.executions import ExecutionRef
 from payments.orders import parse_order
 from payments.records import OrderRecords, PaymentRecords
 from payments.stripe_gateway import StripeGateway, payment_idempotency_key
-from tests.conftest import sample_order
+from tests.conftest import SAMPLE_CUSTOMER, sample_order
 from tests.unit._support import APP_ID, unique
 
 API_KEY = "sk_test_unit"
@@ -26,6 +26,7 @@ EXECUTION = ExecutionRef("arn:exec", "2026-11-25T12:00:00.000Z")
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeStripe]:
     with FakeStripe(api_key=API_KEY, async_settle_seconds=None) as server:
+        server.add_customer(SAMPLE_CUSTOMER)
         yield server
 
 
