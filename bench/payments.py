@@ -26,7 +26,7 @@ from local_runtime.scenarios import SCENARIOS, Scenario, order_for, payment_inte
 
 PATHS = {  # path name -> demo scenario
     "success": "succeeded",
-    "decline then retry": "insufficient funds",
+    "decline then retry": "declined, then another card",
     "async": "async success",
     "timeout with reconcile": "timeout with reconcile",
 }

@@ -71,11 +71,12 @@ SAMPLES = {
         }.items()
     },  # fmt: skip
     "start/succeeded.json": _execution("SUCCEEDED", "PaymentSucceeded"),
-    "start/declined.json": _execution("FAILED", "PaymentFailed"),
-    "start/insufficient_funds.json": _execution("FAILED", "PaymentFailed"),
+    # After a decline the workflow waits for the customer to pay again on the same PaymentIntent; nobody does here.
+    "start/declined.json": _execution("FAILED", "PaymentTimedOut"),
+    "start/insufficient_funds.json": _execution("FAILED", "PaymentTimedOut"),
     "start/3ds.json": _execution("FAILED", "PaymentTimedOut"),
     "start/async_success.json": _execution("SUCCEEDED", "PaymentSucceeded"),
-    "start/async_failure.json": _execution("FAILED", "PaymentFailed"),
+    "start/async_failure.json": _execution("FAILED", "PaymentTimedOut"),
     "start/no_payment_method.json": _execution("FAILED", "PaymentTimedOut"),
     "start/invalid_amount.json": _execution("FAILED", "OrderRejected"),
     "start/out_of_stock.json": _execution("FAILED", "Refunded"),

@@ -1,13 +1,18 @@
 """Payment scenarios run end to end on the local stack, and the invariants checked after each."""
 
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_runtime.engine import LocalCloud
-from local_runtime.fake_stripe import FakeStripe
+from botocore.credentials import Credentials
+from stripe import StripeClient
+
+from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
+from local_runtime.fake_stripe import Browser, FakeStripe
+from web.merchant_api import MerchantApi, MerchantApiError
 
 # The local stack's parameters: short waits so that every path, the timeout included, runs in seconds.
 LOCAL_PARAMETERS = {
@@ -26,32 +31,61 @@ STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}
 
 
 @dataclass(frozen=True)
+class Pay:
+    """What the customer does on the checkout page once the status API says they can act: pay with a test card
+    (answering 3-D Secure if it asks), or, with no card, answer the 3-D Secure challenge waiting for them."""
+
+    card: str | None = None
+    three_d_secure: str | None = "complete"  # "complete" | "fail"
+    attempt: int = 1  # acts once the workflow waits on this attempt: a person, not a race with the webhook
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
-    payment_method: str | None
+    payment_method: str | None  # confirmed server-side; None: the customer pays on the checkout page
     expected_state: str  # the state the execution ends in
     expected_order_status: str
     description: str
     items: tuple[tuple[str, int], ...] = (("MUG-BLUE", 2), ("TEA-EARL", 1))
+    customer: tuple[Pay, ...] = ()  # the customer's steps, in order, each when the customer can act
+    saved_card: str | None = None  # a card saved to the Customer, charged off-session (payment_method unused)
     delivery: dict[str, Any] = field(default_factory=dict)  # FakeStripe.set_delivery switches
     drop_webhooks: bool = False
-    three_d_secure: bool | None = None  # how the customer answers the 3-D Secure challenge
     early_webhook: bool = False  # deliver the outcome before the task token is stored
     stripe_down: bool = False  # Stripe answers 500 to every read of the order's PaymentIntent until the execution ends
     start_again: bool = False  # then the same order is started again under another name
 
 
+CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+THREE_D_SECURE_CARD = "4000002500003155"
 SCENARIOS = (
     Scenario("succeeded", "pm_card_visa", "PaymentSucceeded", "fulfilled", "card charged, order fulfilled"),
-    Scenario("declined", "pm_card_chargeDeclined", "PaymentFailed", "failed", "generic decline: not retried"),
-    Scenario("insufficient funds", "pm_card_chargeDeclinedInsufficientFunds", "PaymentFailed", "failed",
-             "retryable decline: a second attempt, then failed"),
+    Scenario("on-session card", None, "PaymentSucceeded", "fulfilled",
+             "the customer pays on the checkout page with Stripe.js", customer=(Pay(CARD),)),
+    Scenario("on-session 3-D Secure", None, "PaymentSucceeded", "fulfilled",
+             "the customer pays with a card that asks for 3-D Secure, and passes it",
+             customer=(Pay(THREE_D_SECURE_CARD, "complete"),)),
+    Scenario("declined, then another card", "pm_card_chargeDeclined", "PaymentSucceeded", "fulfilled",
+             "declined; the customer pays again with another card on the same PaymentIntent",
+             customer=(Pay(CARD, attempt=2),)),
+    Scenario("declined twice", "pm_card_chargeDeclined", "PaymentFailed", "failed",
+             "declined, and the customer's other card too: no attempt left", customer=(Pay(DECLINED_CARD, attempt=2),)),
     Scenario("3ds success", "pm_card_authenticationRequired", "PaymentSucceeded", "fulfilled",
-             "requires_action, customer passes 3-D Secure", three_d_secure=True),
-    Scenario("3ds failure", "pm_card_authenticationRequired", "PaymentFailed", "failed",
-             "requires_action, customer fails 3-D Secure", three_d_secure=False),
+             "requires_action; the customer passes 3-D Secure on the checkout page", customer=(Pay(),)),
+    Scenario("3ds failure, then another card", "pm_card_authenticationRequired", "PaymentSucceeded", "fulfilled",
+             "the customer fails 3-D Secure, then pays with another card",
+             customer=(Pay(three_d_secure="fail"), Pay(CARD, attempt=2))),
+    Scenario("saved card, insufficient funds", None, "PaymentFailed", "failed",
+             "a saved card declined off-session is retried off-session, and declined again",
+             saved_card="4000000000009995"),
+    Scenario("saved card needs the customer", None, "PaymentSucceeded", "fulfilled",
+             "off-session the bank asks for authentication: the customer comes back and passes 3-D Secure",
+             saved_card="4000002760003184", customer=(Pay("4000002760003184", "complete", attempt=2),)),
     Scenario("async success", "pm_success_de", "PaymentSucceeded", "fulfilled", "SEPA debit: processing, then paid"),
-    Scenario("async failure", "pm_failed_de", "PaymentFailed", "failed", "SEPA debit: processing, then failed"),
+    Scenario("async failure", "pm_failed_de", "PaymentTimedOut", "timed_out",
+             "SEPA debit fails; the customer does not pay again"),
     Scenario("timeout with reconcile", "pm_card_visa", "PaymentSucceeded", "fulfilled",
              "every webhook lost: the timeout asks Stripe, which says paid", drop_webhooks=True),
     Scenario("timeout unpaid", None, "PaymentTimedOut", "timed_out",
@@ -90,8 +124,10 @@ def order_input(
     return order
 
 
-def order_for(scenario: Scenario, order_id: str) -> dict[str, Any]:
-    return order_input(order_id, scenario.payment_method, scenario.items)
+def order_for(scenario: Scenario, order_id: str, saved_payment_method: str | None = None) -> dict[str, Any]:
+    if saved_payment_method is None:
+        return order_input(order_id, scenario.payment_method, scenario.items)
+    return {**order_input(order_id, saved_payment_method, scenario.items), "offSession": True}
 
 
 @dataclass
@@ -128,7 +164,7 @@ def seed_stack(
 
 
 def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str | None = None) -> Outcome:
-    order_id = order_id or f"{scenario.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
+    order_id = order_id or f"{re.sub(r'[^A-Za-z0-9]+', '-', scenario.name)}-{uuid.uuid4().hex[:8]}"
     drop: Callable[[dict[str, Any]], bool] | None = None
     if scenario.drop_webhooks:
 
@@ -143,8 +179,9 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     started = time.monotonic()
     notes: list[tuple[float, str]] = []
     try:
-        execution_arn = cloud.start_payment(order_for(scenario, order_id))
-        execution = _drive(cloud, stripe, scenario, order_id, execution_arn)
+        saved = save_card(stripe, scenario.saved_card) if scenario.saved_card else None
+        execution_arn = cloud.start_payment(order_for(scenario, order_id, saved))
+        execution = _drive(cloud, stripe, scenario, order_id, execution_arn, notes)
         stripe.wait_for_deliveries(timeout=10)
         history = cloud.history(execution_arn)
         if outage is not None:
@@ -152,7 +189,7 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
             notes.append((time.time(), "stripe   back"))
             notes.append((time.time(), f"reconcile {_execution_ended(cloud, execution)}"))
         if scenario.start_again:
-            execution_arn = cloud.start_payment(order_for(scenario, order_id), name=f"{order_id}-again")
+            execution_arn = cloud.start_payment(order_for(scenario, order_id, saved), name=f"{order_id}-again")
             execution = cloud.wait_for(execution_arn, timeout=30)
             history = history + cloud.history(execution_arn)
     finally:
@@ -175,21 +212,62 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     )
 
 
-def _drive(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str, arn: str) -> dict[str, Any]:
-    """Wait for the execution, acting as the customer where the scenario needs one."""
-    answered: set[str] = set()
+def _drive(
+    cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str, arn: str, notes: list[tuple[float, str]]
+) -> dict[str, Any]:
+    """Wait for the execution, acting as the customer on the checkout page where the scenario has one: the
+    status API (as the merchant's backend reads it) says when they can act, Stripe.js's calls do the rest."""
+    steps = list(scenario.customer)
+    merchant = merchant_api(cloud)
+    browser = Browser(stripe.url, stripe.publishable_key)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if scenario.three_d_secure is not None:
-            for payment_intent in payment_intents_of(stripe, order_id):
-                if payment_intent["status"] == "requires_action" and payment_intent["id"] not in answered:
-                    answered.add(payment_intent["id"])
-                    stripe.complete_3ds(payment_intent["id"], succeed=scenario.three_d_secure)
+        if steps and (client_secret := _customer_can_act(merchant, order_id, steps[0])):
+            step = steps.pop(0)
+            if step.card is None:
+                result = browser.handle_next_action(client_secret, three_d_secure=step.three_d_secure or "complete")
+                done = f"answers 3-D Secure: {step.three_d_secure}"
+            else:
+                result = browser.pay(client_secret, step.card, three_d_secure=step.three_d_secure)
+                done = f"pays with the card ending {step.card[-4:]}"
+            outcome = result.status or (result.error or {}).get("decline_code") or (result.error or {}).get("code")
+            notes.append((time.time(), f"customer {done} -> {outcome}"))
         try:
             return cloud.wait_for(arn, timeout=0.05)
         except TimeoutError:
             continue
     return cloud.wait_for(arn, timeout=0.1)
+
+
+def merchant_api(cloud: LocalCloud) -> MerchantApi:
+    """The merchant's backend's client for the local stack's merchant API (signed with the local credentials)."""
+    credentials = Credentials(FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"], FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+    return MerchantApi(cloud.api_url, region=FAKE_AWS_ENV["AWS_REGION"], credentials=credentials)
+
+
+def _customer_can_act(merchant: MerchantApi, order_id: str, step: Pay) -> str | None:
+    """The client_secret, when the PaymentIntent waits for what this step does (a card, or a 3-D Secure answer)."""
+    try:
+        status = merchant.payment(order_id)
+    except MerchantApiError:
+        return None  # not accepted yet
+    payment = status.get("payment") or {}
+    waiting_for = "requires_action" if step.card is None else "requires_payment_method"
+    if status.get("attempt") != step.attempt or payment.get("status") != waiting_for:
+        return None
+    return payment.get("clientSecret")
+
+
+def save_card(stripe: FakeStripe, card: str, customer: str = DEMO_CUSTOMER) -> str:
+    """A card the customer saved earlier: a PaymentMethod attached to their Customer (as the merchant's server
+    does after a SetupIntent or a payment with setup_future_usage)."""
+    client = StripeClient(stripe.api_key, base_addresses={"api": stripe.url})
+    number, year = card, time.gmtime().tm_year + 2
+    payment_method = client.v1.payment_methods.create(
+        {"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": year, "cvc": "123"}}
+    )
+    client.v1.payment_methods.attach(payment_method.id, {"customer": customer})
+    return payment_method.id
 
 
 def stripe_down_for(stripe: FakeStripe, order_id: str) -> Any:
@@ -265,7 +343,8 @@ def timeline(
         )
         if mine:
             replay = " (idempotent replay)" if request.replayed else ""
-            entries.append((request.at, f"stripe   {request.method} {request.path} -> {request.status}{replay}"))
+            who = "browser " if request.publishable else "stripe  "  # Stripe.js with the publishable key
+            entries.append((request.at, f"{who} {request.method} {request.path} -> {request.status}{replay}"))
     events = {event["id"]: event for event in list(stripe.events) if _order_of(event) == order_id}
     for delivery in list(stripe.deliveries):
         if delivery.event_id in events:

@@ -75,7 +75,7 @@ def test_stripe_outage_is_retried_by_the_state_machine(cloud, stripe) -> None:
 
 def test_throttled_order_update_in_the_state_machine_is_retried(cloud, stripe) -> None:
     # Given the direct DynamoDB integration that marks a failed order is throttled twice
-    declined = next(s for s in SCENARIOS if s.name == "declined")
+    declined = next(s for s in SCENARIOS if s.name == "declined twice")
     cloud.aws.inject(Fault("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", times=2))
 
     outcome = run_scenario(cloud, stripe, declined)

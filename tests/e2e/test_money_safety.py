@@ -181,6 +181,7 @@ def test_the_largest_order_stays_under_the_item_and_payload_limits(cloud, stripe
         inventory.put_item(Item={"sku": sku, "available": 0 if sku == skus[-1] else 10})
     order = order_input(order_id, "pm_card_visa", tuple((sku, 1) for sku in skus))
     order["customer"] = {"id": "cus_" + "c" * 251, "email": "a" * 240 + "@shop.example"}
+    stripe.add_customer(order["customer"]["id"])
 
     arn = cloud.start_payment(order, name=order_id)
     execution = cloud.wait_for(arn, timeout=60)

@@ -1,8 +1,10 @@
 """No secret reaches a log, the execution history or a table, on the paths that handle one.
 
-The paths: a card charged, a retried decline (Stripe settles and cancels), 3-D Secure, and a
-refund. The secrets: the Stripe API key, the webhook signing secret, and every PaymentIntent's
-client_secret (Stripe returns it with each PaymentIntent; it lets a browser confirm the payment).
+The paths: a card charged; the customer paying on the checkout page (the merchant API hands the
+client_secret over while the customer can act) after a decline, after failing 3-D Secure, and with a
+saved card the bank wanted authenticated; and a refund. The secrets: the Stripe API key, the webhook
+signing secret, and every PaymentIntent's client_secret (Stripe returns it with each PaymentIntent; it
+lets a browser confirm the payment).
 Task tokens and customers' e-mail addresses belong in the execution history, never in a log.
 """
 
@@ -22,7 +24,10 @@ from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import SCENARIOS, order_for, payment_intents_of, run_scenario
 
 pytestmark = pytest.mark.e2e
-PATHS = ("succeeded", "insufficient funds", "3ds success", "out of stock")
+PATHS = (
+    "succeeded", "declined, then another card", "3ds failure, then another card", "saved card needs the customer",
+    "out of stock",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
