@@ -192,13 +192,13 @@ async function pay(stripe, orderId) {
 }
 
 async function main() {
+  const orderId = new URLSearchParams(location.search).get("orderId");
+  // Stripe returns from a redirect with the PaymentIntent's client_secret in the URL: keep it out of the history.
+  if (orderId) history.replaceState(null, "", pageUrl(orderId));
   const config = await call("GET", "/config");
   await loadScript(config.stripeJsUrl);
   const stripe = Stripe(config.publishableKey);
-  const orderId = new URLSearchParams(location.search).get("orderId");
-  if (!orderId) return showCart(stripe, config);
-  history.replaceState(null, "", pageUrl(orderId));  // drops what Stripe adds when it returns from a redirect
-  await pay(stripe, orderId);
+  await (orderId ? pay(stripe, orderId) : showCart(stripe, config));
 }
 
 main().catch((error) => say(error.message, "error"));

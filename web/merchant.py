@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -184,10 +185,10 @@ class ShopRequests(BaseHTTPRequestHandler):
             return self._json(404, {"error": {"message": "Not found."}})
         if self.headers.get_content_type() != "application/json":
             return self._json(415, {"error": {"message": "Send the cart as application/json."}})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self._json(413, {"error": {"message": "The cart is too large."}})
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                return self._json(413, {"error": {"message": "The cart is too large."}})
             cart = json.loads(self.rfile.read(length))
         except ValueError:
             return self._json(400, {"error": {"message": "Send the cart as JSON."}})
@@ -198,7 +199,7 @@ class ShopRequests(BaseHTTPRequestHandler):
         assert self.server.shop is not None, "ShopServer.shop is set before serving"
         return self.server.shop
 
-    def _answer(self, work: Any, *, ok: int) -> None:
+    def _answer(self, work: Callable[[], dict[str, Any] | None], *, ok: int) -> None:
         try:
             body = work()
         except CartRefused as refused:
@@ -216,7 +217,9 @@ class ShopRequests(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        headers = {"Content-Type": content_type, "X-Content-Type-Options": "nosniff", **(headers or {})}
+        # same-origin: a page Stripe returns to carries the client_secret in its URL until the page drops it
+        headers = {"Content-Type": content_type, "X-Content-Type-Options": "nosniff",
+                   "Referrer-Policy": "same-origin", **(headers or {})}  # fmt: skip
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))

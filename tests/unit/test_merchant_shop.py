@@ -133,6 +133,7 @@ def test_the_page_gets_its_orders_status_and_client_secret_and_nobody_caches_it(
 def test_the_page_and_its_config(shop_url) -> None:
     status, headers, page = request(f"{shop_url}/")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and b"/checkout.js" in page
+    assert headers["Referrer-Policy"] == "same-origin"  # a URL Stripe returns to carries the client_secret
     assert request(f"{shop_url}/checkout.js")[1]["Content-Type"].startswith("text/javascript")
 
     config = json.loads(request(f"{shop_url}/config")[2])
