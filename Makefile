@@ -7,7 +7,7 @@ REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup graphviz test lint demo stack invoke picture reliability bench build deploy clean
+.PHONY: setup graphviz test lint demo stack checkout invoke picture reliability bench build deploy clean
 
 setup: $(VENV)/.installed graphviz
 
@@ -39,14 +39,21 @@ lint: setup $(CHECKOV_VENV)/.installed
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/sam validate --lint --template template.yaml
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
+# The browser tests need a Chromium (Debian: apt-get install chromium); without one they are skipped, and said so.
 test: lint
-	$(PY) -m pytest
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || \
+	  echo "No Chromium: the browser tests (tests/browser) will be skipped (apt-get install chromium)"
+	$(PY) -m pytest -rfEs
 
 demo: setup
 	$(PY) -m local_runtime.demo $(ARGS)
 
 stack: setup
 	$(PY) -m local_runtime.serve $(ARGS)
+
+# The local stack and the example checkout page (web/) in front of it: open the URL it prints.
+checkout: setup
+	$(PY) -m local_runtime.serve --checkout $(ARGS)
 
 invoke: setup
 	@$(PY) -m local_runtime.invoke $(FUNCTION) $(EVENT)

@@ -1,10 +1,12 @@
 """`make stack`: keep the local stack up and poke it with the AWS CLI (`--endpoint-url`).
 
 The same deployment as `make demo`, plus an AWS endpoint on 127.0.0.1 that serves the very
-state the functions see, and the local Stripe on a fixed port. Ctrl-C stops everything.
+state the functions see, and the local Stripe on a fixed port. With `--checkout` (`make checkout`),
+also the example checkout page (web/) in front of it. Ctrl-C stops everything.
 """
 
 import argparse
+import contextlib
 import io
 import sys
 import threading
@@ -12,9 +14,11 @@ import threading
 from moto.server import ThreadedMotoServer
 
 from local_runtime import pictures
+from local_runtime.checkout import serving_checkout
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_stack
+from web.merchant import ShopServer
 
 API_KEY = "sk_test_local_stack"
 SIGNING_SECRET = "whsec_local_stack"
@@ -25,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=4566)
     parser.add_argument("--stripe-port", type=int, default=12111)
     parser.add_argument("--timeout-seconds", default="300", help="PaymentTimeoutSeconds for this stack")
+    parser.add_argument("--checkout", action="store_true", help="also serve the example checkout page (web/)")
+    parser.add_argument("--checkout-port", type=int, default=8000)
     args = parser.parse_args(argv)
 
     parameters = {**LOCAL_PARAMETERS, "PaymentTimeoutSeconds": args.timeout_seconds}
+    shop_server = ShopServer("127.0.0.1", args.checkout_port) if args.checkout else None
+    if shop_server:
+        parameters["CheckoutPageUrl"] = shop_server.url
     with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, port=args.stripe_port) as stripe, LocalCloud(
         stripe_api_base=stripe.url,
         stripe_api_key=API_KEY,
@@ -35,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parameters=parameters,
         log_stream=io.StringIO(),
         retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
-    ) as cloud:
+    ) as cloud, serving_checkout(shop_server, cloud, stripe) if shop_server else contextlib.nullcontext():
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
         seed_stack(cloud, stripe)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.aws_port, verbose=False)
@@ -47,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
   AWS endpoint   {endpoint}   (region us-east-1; any credentials, e.g. {credentials})
   state machine  {cloud.state_machine_arn}
   webhook        {cloud.url_of("/webhooks/stripe")}
+  merchant API   {cloud.api_url}   (POST /payments, GET /payments/{{orderId}}: SigV4 with {credentials})
   Stripe API     {stripe.url}   (API key {API_KEY}; webhooks signed with the local secret)
 
 Try:
@@ -59,6 +69,14 @@ Try:
   aws --endpoint-url {endpoint} dynamodb scan --table-name {cloud.template.physical["OrdersTable"]}""",
             flush=True,
         )
+        if shop_server:
+            print(
+                f"""
+Checkout page: {shop_server.url}
+  pay with 4242 4242 4242 4242 (paid), 4000 0025 0000 3155 (3-D Secure), 4000 0000 0000 0002 (declined);
+  any future expiry (12 / 34), any CVC""",
+                flush=True,
+            )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

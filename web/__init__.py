@@ -1,1 +1,2 @@
-"""An example merchant integration: a checkout page and the small backend it needs (see web/README.md)."""
+"""An example merchant integration: a checkout page and the small backend it needs (README: "Take payments on
+your own checkout page")."""

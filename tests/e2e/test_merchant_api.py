@@ -9,9 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 
-from local_runtime.engine import FAKE_AWS_ENV
+from local_runtime.checkout import local_merchant_api
 from local_runtime.scenarios import order_input
 from web.merchant_api import MerchantApi, MerchantApiError
 
@@ -20,8 +19,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def merchant(cloud) -> MerchantApi:
-    credentials = Credentials(FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"], FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"])
-    return MerchantApi(cloud.api_url, region=FAKE_AWS_ENV["AWS_REGION"], credentials=credentials)
+    return local_merchant_api(cloud)
 
 
 def new_order(payment_method: str | None = None) -> dict[str, Any]:

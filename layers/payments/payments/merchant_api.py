@@ -47,7 +47,10 @@ def payment_status(
     payment = payments.get(payment_intent_id) or {}
     outcome = payment.get("outcome") or {}
     status["attempt"] = int(payment.get("attempt") or 1)
-    if outcome.get("status") == "payment_failed":
+    # After the last failed attempt the workflow cancels the PaymentIntent: the canceled outcome still carries
+    # the decline (Stripe keeps last_payment_error), and the customer still needs to know it.
+    declined = outcome.get("status") == "canceled" and outcome.get("failureCode")
+    if outcome.get("status") == "payment_failed" or declined:
         status["lastFailure"] = outcome.get("reason")
     status["payment"] = {"paymentIntentId": payment_intent_id, "status": payment.get("status")}
     if record["status"] not in SETTLED_ORDER:
