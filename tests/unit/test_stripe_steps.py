@@ -310,14 +310,20 @@ def test_a_lost_answer_after_stripe_forgot_the_key_creates_no_second_payment_int
     assert len(create_keys(fake, the_order.order_id)) == 1
 
 
-def test_a_prompt_retry_keeps_the_key_so_a_request_in_flight_cannot_race_it(fake, records) -> None:
-    _, orders = records
+def failed_create(fake: FakeStripe, records):  # type: ignore[no-untyped-def]
+    """An order whose first create failed with a 500 (one Stripe would replay for its key for a day), and no
+    PaymentIntent; with the gateway, without client retries, that asked."""
     gateway = StripeGateway.connect(API_KEY, fake.url, network_retries=0, app_id=APP_ID)
     the_order = order()
-    orders.claim(the_order, EXECUTION, NOW)
+    records[1].claim(the_order, EXECUTION, NOW)
     fake.fail_next("POST", "/v1/payment_intents", status=500, match=for_order(the_order))
     with pytest.raises(StripeUnavailable):
         request(the_order, gateway, records, NOW)
+    return the_order, gateway
+
+
+def test_a_prompt_retry_keeps_the_key_so_a_request_in_flight_cannot_race_it(fake, records) -> None:
+    the_order, gateway = failed_create(fake, records)
 
     request(the_order, gateway, records, NOW + timedelta(seconds=20))
 
@@ -327,14 +333,8 @@ def test_a_prompt_retry_keeps_the_key_so_a_request_in_flight_cannot_race_it(fake
 
 
 def test_a_key_that_gave_no_payment_intent_is_retired_once_its_requests_are_over(fake, records) -> None:
-    # Given a create that failed (a 500 Stripe would replay for this key for a day), and no PaymentIntent
     _, orders = records
-    gateway = StripeGateway.connect(API_KEY, fake.url, network_retries=0, app_id=APP_ID)
-    the_order = order()
-    orders.claim(the_order, EXECUTION, NOW)
-    fake.fail_next("POST", "/v1/payment_intents", status=500, match=for_order(the_order))
-    with pytest.raises(StripeUnavailable):
-        request(the_order, gateway, records, NOW)
+    the_order, gateway = failed_create(fake, records)
 
     # When the step runs again after a park round (15 minutes)
     request(the_order, gateway, records, NOW + timedelta(minutes=15))
