@@ -10,14 +10,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from payments.adapters import payment_records, recovery, task_tokens
+from payments import ingress
 from payments.config import settings
 from payments.credentials import stripe_credentials
-from payments.errors import AwsUnavailable
+from payments.errors import AwsUnavailable, StripeUnavailable
 from payments.http import response
 from payments.observability import logger, metrics, now, trace_handler
 from payments.webhook_requests import WebhookRejected, request_method, verify_stripe_request
-from payments.webhooks import WebhookResult, handle_payment_event
+from payments.webhooks import WebhookResult
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
@@ -47,18 +47,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
         return response(400, {"error": "body is not valid base64"})
 
-    data = stripe_event.get("data")
-    payment_intent = data.get("object") if isinstance(data, dict) else None
-    logger.append_keys(
-        stripe_event_id=stripe_event.get("id"),
-        payment_intent_id=payment_intent.get("id") if isinstance(payment_intent, dict) else None,
-    )
     try:
-        result = handle_payment_event(
-            stripe_event, app_id=config.app_id, payments=payment_records(), task_tokens=task_tokens(), now=now(),
-            recover=recovery(),
-        )  # fmt: skip
-    except AwsUnavailable:
+        result = ingress.receive(stripe_event)
+    except (AwsUnavailable, StripeUnavailable):
         logger.exception("Transient failure; Stripe will retry")
         metrics.add_metric(name="WebhooksTransientFailures", unit=MetricUnit.Count, value=1)
         return response(503, {"error": "temporarily unavailable"})

@@ -31,6 +31,12 @@ EXECUTIONS_ARN = (
 )
 SES_IDENTITIES = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
 READS_STRIPE_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret"), ("kms:Decrypt", "PaymentsKey")}
+# What Lambda's SQS event source mapping calls with the function's role (no code of ours calls SQS).
+EVENT_SOURCE_MAPPING_ACTIONS = {
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+}  # fmt: skip
+# Deployed only with StripeEventSourceName: no alarm or dashboard of the stack may name it unconditionally.
+CONDITIONAL_FUNCTIONS = {"StripeEventsFunction"}
 
 # What each handler does, read from functions/<name>/app.py and the layer code it calls.
 EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
@@ -71,6 +77,14 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "RefundPaymentFunction": {("dynamodb:UpdateItem", "OrdersTable"), *READS_STRIPE_SECRET},
     # Mailer.send -> sesv2 send_email
     "NotifyCustomerFunction": {("ses:SendEmail", SES_IDENTITIES)},
+    # the same as the webhook, from the EventBridge queue (SQS reads: the event source mapping's)
+    "StripeEventsFunction": {
+        *{(action, "StripeEventsQueue") for action in EVENT_SOURCE_MAPPING_ACTIONS},
+        ("dynamodb:UpdateItem", "PaymentsTable"),
+        ("states:SendTaskSuccess", STATE_MACHINE_ARN),
+        ("lambda:InvokeFunction", "ReconcilePaymentsFunction"),
+        *READS_STRIPE_SECRET,
+    },
     # merchant_api.start_payment -> Executions.start
     "StartPaymentFunction": {("states:StartExecution", "PaymentWorkflow")},
     # merchant_api.payment_status -> orders.get, payments.get, Stripe (secret) for the client_secret
@@ -244,7 +258,7 @@ def test_the_template_grants_every_aws_call_the_code_makes_and_no_other() -> Non
 
     # Then the functions' policies grant those actions (and kms:Decrypt for the encrypted secret), nothing else
     granted = {action for expected in EXPECTED_GRANTS.values() for action, _ in expected}
-    assert granted - {"kms:Decrypt"} == called
+    assert granted - {"kms:Decrypt"} - EVENT_SOURCE_MAPPING_ACTIONS == called
 
 
 def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]) -> None:
@@ -256,6 +270,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
         "FulfilOrderFunction", "ReconcilePaymentsFunction", "ConfirmPaymentIntentFunction", "GetPaymentFunction",
+        "StripeEventsFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]
@@ -293,7 +308,7 @@ def test_state_machine_invokes_only_the_functions_its_definition_names(cfn: dict
     expected = {("lambda:InvokeFunction", function) for function in invoked}
     expected |= {("dynamodb:UpdateItem", table) for table in updated}
     expected |= {(action, "*") for action in WILDCARD_ONLY_ACTIONS if action.startswith("logs:")}
-    api = {"StripeWebhookFunction", "StartPaymentFunction", "GetPaymentFunction"}
+    api = {"StripeWebhookFunction", "StripeEventsFunction", "StartPaymentFunction", "GetPaymentFunction"}
     assert invoked == set(EXPECTED_GRANTS) - api - {"ReconcilePaymentsFunction"}
     assert grants(role) == expected
     assert role["Properties"]["ManagedPolicyArns"] == [MANAGED_POLICIES["AWSXrayWriteOnlyAccess"]]
@@ -359,7 +374,7 @@ def test_alarms_watch_failed_and_timed_out_executions_the_webhook_and_throttles(
     assert webhook_errors == [{"Name": "FunctionName", "Value": {"Ref": "StripeWebhookFunction"}}]
     throttles = cfn["Resources"]["ThrottlesAlarm"]["Properties"]["Metrics"]
     throttled = {q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"] for q in throttles if "MetricStat" in q}
-    assert throttled == set(EXPECTED_GRANTS)
+    assert throttled == set(EXPECTED_GRANTS) - CONDITIONAL_FUNCTIONS
 
 
 def test_one_execution_needing_attention_or_one_orphaned_payment_is_enough_to_alarm(cfn: dict[str, Any]) -> None:
@@ -385,7 +400,7 @@ def test_the_reconciler_runs_every_15_minutes_and_when_an_execution_ends_badly(c
     assert schedule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
     assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["ReconcilePaymentsFunction", "Arn"]}
     assert json.loads(schedule["Properties"]["Target"]["Input"]) == {"sweep": {}}
-    (rule,) = resources_of(cfn, "AWS::Events::Rule").values()
+    (rule,) = [r for r in resources_of(cfn, "AWS::Events::Rule").values() if "Condition" not in r]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert pattern["detail"] == {
@@ -508,3 +523,36 @@ def test_every_checkov_skip_says_why(sam: dict[str, Any]) -> None:
     for logical_id, skip in skips:
         assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), logical_id
         assert len(skip.get("comment", "").split()) >= 15, (logical_id, skip["id"])
+
+
+def test_stripe_events_from_eventbridge_are_archived_queued_retried_and_dead_lettered(cfn: dict[str, Any]) -> None:
+    resources = cfn["Resources"]
+    conditional = {"StripeEventBus", "StripeEventArchive", "StripeEventsRule", "StripeEventsQueue",
+                   "StripeEventsDeadLetterQueue", "StripeEventsQueuePolicy", "StripeEventsFunction",
+                   "StripeEventsSource", "StripeEventsDeadLetterAlarm"}  # fmt: skip
+    assert {name for name in conditional if resources[name].get("Condition") == "UseEventBridge"} == conditional
+    bus = resources["StripeEventBus"]["Properties"]
+    assert bus["Name"] == bus["EventSourceName"] == {"Ref": "StripeEventSourceName"}  # the partner source's bus
+    assert resources["StripeEventArchive"]["Properties"]["SourceArn"] == {"Fn::GetAtt": ["StripeEventBus", "Arn"]}
+
+    rule = resources["StripeEventsRule"]["Properties"]
+    snapshot, thin = rule["EventPattern"]["$or"]
+    assert snapshot["detail"]["data"]["object"]["metadata"]["app_id"] == [{"Ref": "AWS::StackName"}]
+    assert set(thin["detail-type"]) == {f"v1.{kind}" for kind in snapshot["detail-type"]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["StripeEventsQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+    queue = resources["StripeEventsQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * resources["StripeEventsFunction"]["Properties"]["Timeout"]
+    (statement,) = resources["StripeEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["StripeEventsRule", "Arn"]}}}
+    source = resources["StripeEventsSource"]["Properties"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    alarm = resources["StripeEventsDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "QueueName"]}}
+    ]

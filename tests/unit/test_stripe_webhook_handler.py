@@ -148,7 +148,7 @@ def test_valid_event_with_a_waiting_token_resumes(
     pi = unique("pi")
     PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h1", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
-    monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))
+    monkeypatch.setattr("payments.ingress.task_tokens", lambda: TaskTokens(sfn))
 
     status, body = invoke(webhook, http_event(succeeded_body(pi)))
 
@@ -163,7 +163,7 @@ def test_transient_failure_of_ours_answers_503(
     PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h2", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
     sfn.fail_next = ["ThrottlingException"]
-    monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))
+    monkeypatch.setattr("payments.ingress.task_tokens", lambda: TaskTokens(sfn))
 
     status, body = invoke(webhook, http_event(succeeded_body(pi)))
 
@@ -178,7 +178,7 @@ def test_spent_token_answers_200(
     PaymentRecords(dynamodb, "PaymentsTable").store_task_token(pi, "token-h3", 1_900_000_000, _now())
     sfn = FakeStepFunctions()
     sfn.fail_next = ["TaskTimedOut"]
-    monkeypatch.setattr(webhook, "task_tokens", lambda: TaskTokens(sfn))
+    monkeypatch.setattr("payments.ingress.task_tokens", lambda: TaskTokens(sfn))
 
     status, body = invoke(webhook, http_event(succeeded_body(pi)))
 

@@ -152,6 +152,20 @@ class StripeGateway:
 
         return [(view, at) for view, at in _call(listing) if view.metadata.get("app_id") == self._app_id]
 
+    def payment_intent_data(self, payment_intent_id: str) -> dict[str, Any] | None:
+        """The PaymentIntent as Stripe's JSON has it (what a snapshot event carries); None when Stripe has none
+        by that id for this account."""
+
+        def retrieve() -> dict[str, Any] | None:
+            try:
+                return dict(self._client.v1.payment_intents.retrieve(payment_intent_id).to_dict())
+            except stripe.InvalidRequestError as missing:
+                if missing.code == "resource_missing":
+                    return None
+                raise
+
+        return _call(retrieve)
+
     def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
         return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id)))
 

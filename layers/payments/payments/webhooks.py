@@ -71,12 +71,25 @@ def outcome_of(event_id: str, payment_intent: dict[str, Any], status: str) -> di
     }
 
 
+def handle_stripe_event(
+    event: dict[str, Any], *, app_id: str, payments: PaymentRecords, task_tokens: TaskTokens, now: datetime,
+    fetch_payment_intent: Callable[[str], dict[str, Any] | None], recover: Callable[[str], None] | None = None,
+) -> WebhookResult:  # fmt: skip
+    """Every Stripe event, whatever brought it (the webhook, or EventBridge) and whatever its payload (a snapshot,
+    or a thin event whose PaymentIntent `fetch_payment_intent` reads from Stripe), takes this one path."""
+    if event.get("object") == "v2.core.event":
+        event = snapshot_of_thin_event(event, fetch_payment_intent)
+    return handle_payment_event(
+        event, app_id=app_id, payments=payments, task_tokens=task_tokens, now=now, recover=recover
+    )
+
+
 def handle_payment_event(
     event: dict[str, Any], *, app_id: str, payments: PaymentRecords, task_tokens: TaskTokens, now: datetime,
     recover: Callable[[str], None] | None = None,
 ) -> WebhookResult:  # fmt: skip
-    """`recover(payment_intent_id)` starts the reconciler for a payment that succeeded after its execution
-    stopped waiting: nothing else would fulfil or refund it."""
+    """A snapshot event. `recover(payment_intent_id)` starts the reconciler for a payment that succeeded after its
+    execution stopped waiting: nothing else would fulfil or refund it."""
     kind = EVENT_KINDS.get(str(event.get("type")))
     if kind is None:
         return WebhookResult.IGNORED_TYPE
@@ -127,3 +140,50 @@ def handle_payment_event(
     if recover is not None and kind.status == "succeeded":
         recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
+
+
+# What a PaymentIntent's current state says happened to it, as the snapshot event Stripe would have sent.
+STATE_EVENTS = {
+    "succeeded": "payment_intent.succeeded",
+    "canceled": "payment_intent.canceled",
+    "processing": "payment_intent.processing",
+    "requires_action": "payment_intent.requires_action",
+}
+
+
+def snapshot_of_thin_event(
+    notification: dict[str, Any], fetch: Callable[[str], dict[str, Any] | None]
+) -> dict[str, Any]:
+    """A thin event (`v2.core.event`: a type and the related object's id, no snapshot) as the snapshot event
+    handle_payment_event reads: the PaymentIntent fetched from Stripe now (one GET), so that Stripe's state,
+    not the notification's type, is what is applied (docs.stripe.com/event-destinations#thin-payload).
+
+    Ordering still holds when two fetches race: each is applied with its notification's `created`, the newer
+    one wins, and a terminal state (succeeded, canceled) is never overwritten, whatever its fetch returned."""
+    kind = str(notification.get("type") or "")
+    related = notification.get("related_object")
+    if not kind.startswith("v1.payment_intent.") or kind.removeprefix("v1.") not in EVENT_KINDS:
+        return {"id": notification.get("id"), "object": "event", "type": kind}  # an ignored type
+    related_id = related.get("id") if isinstance(related, dict) else None
+    if not isinstance(related_id, str) or related.get("type") != "payment_intent":  # type: ignore[union-attr]
+        return {"id": notification.get("id"), "object": "event", "type": kind.removeprefix("v1."), "data": None}
+    # None: Stripe has no such PaymentIntent for our key (another account's): applied as one that is not ours
+    payment_intent = fetch(related_id) or {"id": related_id, "object": "payment_intent", "metadata": {}}
+    state = payment_intent.get("status")
+    failed = state == "requires_payment_method" and payment_intent.get("last_payment_error")
+    return {
+        "id": notification.get("id"),
+        "object": "event",
+        "type": "payment_intent.payment_failed" if failed else STATE_EVENTS.get(str(state), f"payment_intent.{state}"),
+        "created": _unix_time(notification.get("created")),
+        "account": (notification.get("context") or None),  # a connected account's: never ours
+        "data": {"object": payment_intent},
+    }
+
+
+def _unix_time(created: Any) -> int | None:
+    """A v2 event's `created`: an RFC 3339 timestamp."""
+    try:
+        return int(datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
