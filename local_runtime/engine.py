@@ -58,6 +58,8 @@ from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from local_runtime import event_routes
+from local_runtime.event_routes import EventSourceMappings
 from local_runtime.sigv4 import iam_denial
 from local_runtime.template import REGION, FunctionSpec, Template
 
@@ -111,6 +113,7 @@ class LocalCloud:
         stack_name: str = "stripe-payments",
         log_stream: io.TextIOBase | None = None,
         retry_seconds_scale: float = 1.0,
+        queue_visibility_seconds: int | None = None,
     ) -> None:
         """`retry_seconds_scale` shortens every ASL Retry's wait (0.1: a tenth), so that a test can exhaust a
         step's retries and park it in seconds; the ASL and the order of events are unchanged."""
@@ -118,6 +121,8 @@ class LocalCloud:
         self._credentials = {"api_key": stripe_api_key, "webhook_signing_secret": webhook_signing_secret}
         self._log_stream = log_stream
         self._retry_seconds_scale = retry_seconds_scale
+        self._queue_visibility_seconds = queue_visibility_seconds  # None: the template's
+        self._event_source_mappings: EventSourceMappings | None = None
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._specs: dict[str, FunctionSpec] = {}
         self.aws = AwsTraffic()
@@ -144,6 +149,7 @@ class LocalCloud:
             mock.patch.object(ComparisonVariable, "_eval_body", _fail_on_missing_path(ComparisonVariable._eval_body)),
             *_fast_interpreter(),
             mock.patch.object(retrier_decl, "time", _ScaledSleep(self._retry_seconds_scale)),
+            event_routes.partner_bus_names(),
         ]
         for patch in self._patches:
             patch.start()
@@ -155,6 +161,8 @@ class LocalCloud:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._event_source_mappings:
+            self._event_source_mappings.stop()
         if self._gateway:
             self._gateway.shutdown()
             self._gateway.server_close()
@@ -183,6 +191,8 @@ class LocalCloud:
             )
             template.physical[logical_id] = secret["ARN"]
 
+        event_routes.deploy(template, self._queue_visibility_seconds)
+
         for layer in template.of_type("AWS::Serverless::LayerVersion").values():
             path = str(template.path.parent / layer["Properties"]["ContentUri"])  # Lambda's /opt/python
             if path not in sys.path:
@@ -207,6 +217,15 @@ class LocalCloud:
             name=name, definition=definition, roleArn=role, type="STANDARD"
         )["stateMachineArn"]
         self._start_gateway()
+        self._event_source_mappings = EventSourceMappings(template, self.invoke_function)
+        self._event_source_mappings.start()
+
+    def put_partner_event(self, entry: dict[str, Any]) -> None:
+        """What a partner (Stripe) does to its event source: an event onto the bus associated with it."""
+        (bus,) = self.template.of_type("AWS::Events::EventBus")
+        answer = boto3.client("events").put_events(Entries=[{**entry, "EventBusName": self.template.physical[bus]}])
+        if answer.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused the event: {answer['Entries']}")
 
     @staticmethod
     def _reset_function_caches() -> None:

@@ -71,6 +71,8 @@ class Template:
                 return self._ref(arg)
             if key == "Fn::GetAtt":
                 logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                if attribute == "QueueName" and self.resources[logical_id]["Type"] == "AWS::SQS::Queue":
+                    return self._ref(logical_id).rsplit("/", 1)[-1]  # Ref of a queue is its URL
                 if attribute != "Arn":
                     raise ValueError(f"unsupported attribute {logical_id}.{attribute}")
                 return self._arn(logical_id)
@@ -116,6 +118,12 @@ class Template:
             return self.function_arn(logical_id)
         if resource_type == "AWS::DynamoDB::Table":
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{self._ref(logical_id)}"
+        if resource_type == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.physical_name(logical_id)}"
+        if resource_type == "AWS::Events::EventBus":
+            return f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{self._ref(logical_id)}"
+        if resource_type == "AWS::Events::Rule":
+            return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{self.physical_name(logical_id)}"
         raise ValueError(f"no ARN for {logical_id} ({resource_type})")
 
     def functions(self) -> dict[str, FunctionSpec]:

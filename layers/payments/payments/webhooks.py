@@ -167,14 +167,19 @@ def snapshot_of_thin_event(
     related_id = related.get("id") if isinstance(related, dict) else None
     if not isinstance(related_id, str) or related.get("type") != "payment_intent":  # type: ignore[union-attr]
         return {"id": notification.get("id"), "object": "event", "type": kind.removeprefix("v1."), "data": None}
-    # None: Stripe has no such PaymentIntent for our key (another account's): applied as one that is not ours
-    payment_intent = fetch(related_id) or {"id": related_id, "object": "payment_intent", "metadata": {}}
-    state = payment_intent.get("status")
-    failed = state == "requires_payment_method" and payment_intent.get("last_payment_error")
+    payment_intent = fetch(related_id)
+    if payment_intent is None:  # Stripe has no such PaymentIntent for our key: another account's, not ours
+        payment_intent, state_event = {"id": related_id, "object": "payment_intent", "metadata": {}}, kind[3:]
+    else:
+        state = payment_intent.get("status")
+        failed = state == "requires_payment_method" and payment_intent.get("last_payment_error")
+        state_event = (
+            "payment_intent.payment_failed" if failed else STATE_EVENTS.get(str(state), f"payment_intent.{state}")
+        )
     return {
         "id": notification.get("id"),
         "object": "event",
-        "type": "payment_intent.payment_failed" if failed else STATE_EVENTS.get(str(state), f"payment_intent.{state}"),
+        "type": state_event,
         "created": _unix_time(notification.get("created")),
         "account": (notification.get("context") or None),  # a connected account's: never ours
         "data": {"object": payment_intent},

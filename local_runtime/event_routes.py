@@ -1,0 +1,123 @@
+"""Amazon EventBridge and SQS from template.yaml on moto: the partner event bus, its rule, the queues, and the
+Lambda event source mapping that reads a queue into a function. (Not the archive: moto reads a bus's name from
+its ARN's last segment, which for a partner bus, aws.partner/stripe.com/ed_..., is not its name.)
+
+moto delivers a rule's matching events to an SQS target and moves a message to the dead-letter queue after
+`maxReceiveCount` receives; the event source mapping is a thread here, as Lambda's poller is in AWS: it
+receives up to BatchSize messages, invokes the function with the SQS event, deletes what succeeded and leaves
+a reported failure (ReportBatchItemFailures) to come again after the visibility timeout.
+"""
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto.events.models import EventsBackend
+
+from local_runtime.template import ACCOUNT, Template
+
+Invoke = Callable[[str, Any], tuple[Any, dict[str, Any] | None]]
+
+
+def partner_bus_names() -> Any:
+    """A patch (not started): AWS names a partner event bus after its event source (aws.partner/stripe.com/...),
+    and moto took the last '/' segment of any bus name or ARN as the name."""
+
+    def normalize(backend: EventsBackend, event_bus_arn: str | None) -> str:
+        if event_bus_arn is None:
+            return "default"
+        return event_bus_arn.split(":event-bus/", 1)[-1]
+
+    return mock.patch.object(EventsBackend, "_normalize_event_bus_arn", normalize)
+
+
+def deploy(template: Template, visibility_timeout_seconds: int | None) -> None:
+    """Queues (then their redrive policies), event buses and their rules, when their conditions hold."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queues = template.of_type("AWS::SQS::Queue")
+    for logical_id, queue in queues.items():
+        props = queue["Properties"]
+        attributes = {"MessageRetentionPeriod": str(props.get("MessageRetentionPeriod", 345600))}
+        timeout = props.get("VisibilityTimeout", 30)
+        attributes["VisibilityTimeout"] = str(visibility_timeout_seconds or timeout)
+        url = sqs.create_queue(QueueName=template.physical_name(logical_id), Attributes=attributes)["QueueUrl"]
+        template.physical[logical_id] = url
+    for logical_id, queue in queues.items():
+        if "RedrivePolicy" in queue["Properties"]:
+            policy = template.resolve(queue["Properties"]["RedrivePolicy"])
+            sqs.set_queue_attributes(
+                QueueUrl=template.physical[logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
+            )
+    for logical_id, bus in template.of_type("AWS::Events::EventBus").items():
+        props = template.resolve(bus["Properties"])
+        if props.get("EventSourceName"):  # what Stripe does when an EventBridge destination is set up
+            events.create_partner_event_source(Name=props["EventSourceName"], Account=ACCOUNT)
+        events.create_event_bus(
+            Name=props["Name"],
+            **({"EventSourceName": props["EventSourceName"]} if props.get("EventSourceName") else {}),
+        )
+        template.physical[logical_id] = props["Name"]
+    for logical_id, rule in template.of_type("AWS::Events::Rule").items():
+        props = template.resolve(rule["Properties"])
+        if "EventBusName" not in props:
+            continue  # the schedule and the execution-status rule: nothing delivers to them locally
+        name = template.physical_name(logical_id)
+        events.put_rule(Name=name, EventBusName=props["EventBusName"], EventPattern=json.dumps(props["EventPattern"]))
+        targets = [{key: target[key] for key in ("Id", "Arn", "RetryPolicy", "DeadLetterConfig") if key in target}
+                   for target in props["Targets"]]  # fmt: skip
+        events.put_targets(Rule=name, EventBusName=props["EventBusName"], Targets=targets)
+
+
+class EventSourceMappings:
+    """Lambda's SQS pollers for the template's AWS::Lambda::EventSourceMapping resources."""
+
+    def __init__(self, template: Template, invoke: Invoke, poll_seconds: float = 0.05) -> None:
+        mappings = template.of_type("AWS::Lambda::EventSourceMapping").values()
+        self._mappings = [template.resolve(mapping["Properties"]) for mapping in mappings]
+        self._invoke, self._poll_seconds = invoke, poll_seconds
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for props in self._mappings:
+            queue_name = props["EventSourceArn"].rsplit(":", 1)[-1]
+            url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+            thread = threading.Thread(target=self._poll, args=(url, props), name=f"sqs-{queue_name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _poll(self, queue_url: str, props: dict[str, Any]) -> None:
+        sqs = boto3.client("sqs")
+        function = props["FunctionName"]
+        while not self._stopping.wait(self._poll_seconds):
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=int(props.get("BatchSize", 10)),
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])  # fmt: skip
+            if not messages:
+                continue
+            source = {"eventSource": "aws:sqs", "eventSourceARN": props["EventSourceArn"]}
+            records = [
+                {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                 "attributes": m.get("Attributes", {}), **source}
+                for m in messages
+            ]  # fmt: skip
+            result, error = self._invoke(function, {"Records": records})
+            if error is not None:
+                continue  # every message of the batch comes again after the visibility timeout
+            failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
+            done = [
+                {"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]}
+                for m in messages
+                if m["MessageId"] not in failed
+            ]
+            if done:
+                sqs.delete_message_batch(QueueUrl=queue_url, Entries=done)
