@@ -6,17 +6,18 @@ routes it with rules. What a rule's target receives is EventBridge's envelope ar
 (https://docs.stripe.com/event-destinations/eventbridge#event-structure, the section stripe-python's
 `maybe_extract_from_cloud_provider_envelope` cites): `detail-type` is the Stripe event's `type`, `source` the
 partner event source, `resources` empty, and `detail` the whole Stripe event, snapshot or thin, as a webhook
-endpoint would get it but with no `Stripe-Signature` (the envelope shape is the one stripe-python's own tests
-use, stripe/stripe-python tests of `parse_event_notification_without_verification`). Nothing is signed: only
-the partner source can put events there, so the receiver trusts them and reads them with
-`StripeClient.construct_event_without_verification` (snapshot) or
+endpoint would get it but with no `Stripe-Signature` (the envelope stripe/stripe-python's own tests of
+cloud-provider payloads build: `"detail-type": "customer.created"`, `"source": "aws.partner/stripe.com/ed_123"`,
+`"resources": []`, the event in `detail`). stripe-python calls EventBridge "a trusted source" and reads it
+without verification: `StripeClient.construct_event_without_verification` (snapshot) or
 `StripeClient.parse_event_notification_without_verification` (thin), both of which unwrap `detail`.
 
 Here `publish(entry)` stands in for Stripe's call to EventBridge: the local runtime gives a callable that puts
 the PutEvents entry on its (moto) bus. A `publish` that raises is a failed delivery and is retried with the
-webhook backoff; Stripe's EventBridge page says nothing of retries to EventBridge, so that part is the fake's
-assumption. boto3's `put_events` reports a refused entry in `FailedEntryCount` without raising: a `publish`
-should raise then.
+webhook backoff. Stripe documents retries for webhook endpoints
+(https://docs.stripe.com/workbench/event-destinations) and, as far as we found, none for EventBridge: that part
+is the fake's assumption. boto3's `put_events` reports a refused entry in `FailedEntryCount` without raising: a
+`publish` should raise then.
 """
 
 import json
