@@ -18,25 +18,32 @@ error JSON and status codes; Stripe's test cards and test PaymentMethod ids (eac
 `pm_card_visa` mints a new PaymentMethod); single use of a PaymentMethod without a Customer; off-session
 `authentication_required`; 3-D Secure that only the customer's answer on the hosted test page moves on; the
 publishable key's limits; idempotency (saved responses, 409 for a key in flight, keys forgotten after 24 h on a
-clock tests can move), list pagination and, when asked, rate limits; it delivers signed webhooks from a
-background thread and offers switches for webhook chaos (duplicates, reordering, drops, holds) and API faults
-(500/429 or a TCP reset, before or after the commit). Each module names the Stripe documentation it follows,
-and tests/local pins it there; README.md beside this file lists the customer-side API. Standard library only.
+clock tests can move), list pagination and, when asked, rate limits. Each snapshot event has its thin event
+(`v1.payment_intent.succeeded`, ..., served by GET /v2/core/events/{id}); a background thread delivers them to
+every event destination, webhook endpoints (signed) and Amazon EventBridge (a PutEvents entry handed to the local
+runtime), each in the payload it takes, with switches for delivery chaos (duplicates, reordering, delays, drops,
+holds) and for API faults (500/429 or a TCP reset, before or after the commit). Each module names the Stripe
+documentation it follows, and tests/local pins it there; README.md beside this file lists the API. Standard library
+only.
 """
 
 from local_runtime.fake_stripe.browser import Browser, Result
 from local_runtime.fake_stripe.clock import Clock
+from local_runtime.fake_stripe.delivery import Delivery
 from local_runtime.fake_stripe.errors import ApiError, Rejected
+from local_runtime.fake_stripe.eventbridge import DEFAULT_SOURCE, put_events_entry
 from local_runtime.fake_stripe.fake import FakeStripe
 from local_runtime.fake_stripe.faults import Fault
 from local_runtime.fake_stripe.forms import MAX_AMOUNT, parse_form
 from local_runtime.fake_stripe.objects import API_VERSION, new_id
 from local_runtime.fake_stripe.sandbox import ERROR_MESSAGES, TEST_CARDS, TEST_PAYMENT_METHODS, TestPaymentMethod
 from local_runtime.fake_stripe.server import RecordedRequest
-from local_runtime.fake_stripe.webhooks import WEBHOOK_USER_AGENT, Delivery, sign_payload
+from local_runtime.fake_stripe.thin_events import rfc3339
+from local_runtime.fake_stripe.webhooks import WEBHOOK_USER_AGENT, sign_payload
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_SOURCE",
     "ERROR_MESSAGES",
     "MAX_AMOUNT",
     "TEST_CARDS",
@@ -54,5 +61,7 @@ __all__ = [
     "TestPaymentMethod",
     "new_id",
     "parse_form",
+    "put_events_entry",
+    "rfc3339",
     "sign_payload",
 ]

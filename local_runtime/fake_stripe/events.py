@@ -1,39 +1,42 @@
-"""Events (https://docs.stripe.com/api/events): recorded for every change, sent to webhook endpoints, and
-listed or retrieved through the API for 30 days ("List events, going back up to 30 days",
+"""Snapshot events (https://docs.stripe.com/api/events): recorded for every change, each with the thin event that
+mirrors it (thin_events.py), sent to every event destination (delivery.py), and listed or retrieved through the
+API for 30 days ("List events, going back up to 30 days",
 https://docs.stripe.com/api/events/list; "Retrieves the details of an event if it was created in the last
 30 days", https://docs.stripe.com/api/events/retrieve)."""
 
 import fnmatch
 
 from local_runtime.fake_stripe.clock import Clock
+from local_runtime.fake_stripe.delivery import EventDelivery
 from local_runtime.fake_stripe.errors import Rejected, exclusive, find
 from local_runtime.fake_stripe.forms import read_str, read_str_list
 from local_runtime.fake_stripe.lists import list_page
 from local_runtime.fake_stripe.objects import API_VERSION, Obj, RequestRef, new_id, snapshot
-from local_runtime.fake_stripe.webhooks import WebhookSender
+from local_runtime.fake_stripe.thin_events import ThinEvents
 
 RETENTION_SECONDS = 30 * 24 * 3600
 
 
 class EventLog:
-    def __init__(self, clock: Clock, webhooks: WebhookSender) -> None:
-        self._clock, self._webhooks = clock, webhooks
+    def __init__(self, clock: Clock, delivery: EventDelivery, thin_events: ThinEvents) -> None:
+        self._clock, self._delivery, self._thin_events = clock, delivery, thin_events
         self.events: list[Obj] = []  # every event, oldest first, however old
 
     def emit(self, type_: str, obj: Obj, request: RequestRef) -> None:
+        moment = self._clock.now()
         event: Obj = {
             "id": new_id("evt"),
             "object": "event",
             "api_version": API_VERSION,
-            "created": self._clock.timestamp(),
+            "created": int(moment),
             "data": {"object": snapshot(obj)},
             "livemode": False,
-            "pending_webhooks": self._webhooks.endpoint_count,
+            "pending_webhooks": self._delivery.count("webhook_endpoint", "snapshot"),
             "request": {"id": request.id, "idempotency_key": request.idempotency_key},
             "type": type_,
         }
         self.events.append(event)
-        self._webhooks.publish(event)
+        self._delivery.publish(event, self._thin_events.record(event, moment, request))
 
     def retrieve(self, event_id: str, params: Obj, request: RequestRef) -> Obj:
         return snapshot(find({event["id"]: event for event in self._retained()}, "event", event_id))

@@ -13,7 +13,9 @@ from local_runtime.fake_stripe.attempts import Attempts
 from local_runtime.fake_stripe.browser import Browser
 from local_runtime.fake_stripe.clock import Clock
 from local_runtime.fake_stripe.customers import Customers
+from local_runtime.fake_stripe.delivery import EventDelivery
 from local_runtime.fake_stripe.errors import ApiError, Rejected
+from local_runtime.fake_stripe.eventbridge import DEFAULT_SOURCE, EventBridgeDestination, Publish
 from local_runtime.fake_stripe.events import EventLog
 from local_runtime.fake_stripe.faults import Fault, Faults
 from local_runtime.fake_stripe.forms import parse_form
@@ -26,8 +28,9 @@ from local_runtime.fake_stripe.rate_limit import RateLimiter
 from local_runtime.fake_stripe.refunds import Refunds
 from local_runtime.fake_stripe.sandbox import TestPaymentMethod
 from local_runtime.fake_stripe.server import ApiServer, Handler, RecordedRequest
+from local_runtime.fake_stripe.thin_events import ThinEvents
 from local_runtime.fake_stripe.three_d_secure import Challenges, HostedPages
-from local_runtime.fake_stripe.webhooks import WebhookSender
+from local_runtime.fake_stripe.webhooks import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,8 @@ class FakeStripe:
     customer's browser (see access.py). `clock` dates every object and event and ages idempotency keys
     (`idempotency_key_ttl_seconds`, 24 h); `rate_limit_per_second` turns on Stripe's rate limiter (off by
     default); `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
-    `payment_intents`, `payment_methods`, `customers`, `charges`, `refunds`, `events`, `requests` and
-    `deliveries`, and turn the switches below."""
+    `payment_intents`, `payment_methods`, `customers`, `charges`, `refunds`, `events` (snapshot), `thin_events`,
+    `requests` and `deliveries` (to every event destination), and turn the switches below."""
 
     def __init__(
         self,
@@ -71,8 +74,9 @@ class FakeStripe:
         # paying the instant before a cancel lands) or hold a request in flight.
         self.before_request: Callable[[str, str, str], None] | None = None
         self._lock = threading.RLock()  # guards the account's objects
-        self._webhooks = WebhookSender(webhook_retry_backoff)
-        self._events = EventLog(self.clock, self._webhooks)
+        self._delivery = EventDelivery(webhook_retry_backoff)
+        self._thin_events = ThinEvents(self.clock)
+        self._events = EventLog(self.clock, self._delivery, self._thin_events)
         self._customers = Customers(self.clock)
         self._methods = PaymentMethods(self.clock, self._customers)
         challenges = Challenges(lambda: self.url)
@@ -90,8 +94,9 @@ class FakeStripe:
         self.payment_methods, self.customers = self._methods.payment_methods, self._customers.customers
         self.next_payment_intent_ids = self._payments.next_ids
         self.refunds, self.events = self._refunds.refunds, self._events.events
-        self.deliveries = self._webhooks.deliveries
-        self.set_delivery, self.release_held = self._webhooks.set_delivery, self._webhooks.release_held  # chaos
+        self.thin_events = self._thin_events.events
+        self.deliveries = self._delivery.deliveries
+        self.set_delivery, self.release_held = self._delivery.set_delivery, self._delivery.release_held  # chaos
         self._routes: list[tuple[str, str, Endpoint]] = [
             ("POST", r"/v1/payment_intents", self._payments.create),
             ("GET", r"/v1/payment_intents", self._payments.list_all),
@@ -108,6 +113,7 @@ class FakeStripe:
             ("GET", r"/v1/charges/([^/]+)", self._payments.retrieve_charge),
             ("GET", r"/v1/events", self._events.list_all),
             ("GET", r"/v1/events/([^/]+)", self._events.retrieve),
+            ("GET", r"/v2/core/events/([^/]+)", self._thin_events.retrieve),
         ]
 
     # ----------------------------------------------------------------- lifecycle
@@ -115,7 +121,7 @@ class FakeStripe:
         self._server = ApiServer((self.host, self.port), self._answer)
         self.port = self._server.server_address[1]
         self.url = f"http://{self.host}:{self.port}"
-        self._webhooks.start()
+        self._delivery.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-stripe-http", daemon=True
         )
@@ -123,7 +129,7 @@ class FakeStripe:
         return self
 
     def stop(self) -> None:
-        self._webhooks.stop()
+        self._delivery.stop()
         for timer in self._timers:
             timer.cancel()
         if self._server:
@@ -140,12 +146,22 @@ class FakeStripe:
         self.stop()
 
     # ----------------------------------------------------------------- test controls
-    def add_webhook_endpoint(self, url: str, *, secret: str | None = None) -> None:
-        self._webhooks.add_endpoint(url, secret or self.webhook_secret)
+    def add_webhook_endpoint(self, url: str, *, secret: str | None = None, payload: str = "snapshot") -> None:
+        """An event destination that POSTs each event to `url`, signed with `secret` (default `webhook_secret`),
+        as a snapshot `event` or as a thin `v2.core.event` (`payload="thin"`); see webhooks.py."""
+        self._delivery.add(WebhookEndpoint(url, secret or self.webhook_secret, payload))
+
+    def add_eventbridge_destination(
+        self, publish: Publish, *, payload: str = "snapshot", source: str = DEFAULT_SOURCE
+    ) -> None:
+        """An Amazon EventBridge event destination: `publish` gets one PutEvents entry per event
+        (`{"Source": source, "DetailType": event type, "Detail": the event as JSON, "Resources": []}`), from the
+        delivery thread, and is retried like a failed webhook when it raises; see eventbridge.py."""
+        self._delivery.add(EventBridgeDestination(publish, source, payload))
 
     def wait_for_deliveries(self, timeout: float = 5.0) -> None:
         """Block until no delivery is queued or in flight (held/parked events don't count)."""
-        self._webhooks.wait(timeout)
+        self._delivery.wait(timeout)
 
     def complete_3ds(self, payment_intent_id: str, *, succeed: bool = True) -> None:
         """The customer passes (or fails) 3-D Secure in the browser, over HTTP as a browser would: Stripe.js
@@ -200,7 +216,7 @@ class FakeStripe:
     def _answer(self, h: Handler) -> None:
         url = urlsplit(h.path)
         raw = h.body()
-        if not url.path.startswith("/v1/"):
+        if not url.path.startswith(("/v1/", "/v2/")):
             with self._lock:
                 page = self._pages.answer(h.command, url.path, url.query, raw)
             if page is not None:
