@@ -7,6 +7,7 @@ stripe-python talks to over HTTP and that delivers signed webhooks to the local 
 
 import argparse
 import io
+import re
 import sys
 import time
 
@@ -16,8 +17,10 @@ from local_runtime import pictures
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import (
+    CORE_SCENARIOS,
+    DESTINATIONS,
     LOCAL_PARAMETERS,
-    LOCAL_RETRY_SECONDS_SCALE,
+    LOCAL_TIMING,
     SCENARIOS,
     run_scenario,
     seed_stack,
@@ -32,10 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="print the summary table only")
+    parser.add_argument(
+        "--destination", choices=DESTINATIONS,
+        help="how Stripe delivers events: every scenario that way (default: every scenario by webhook, then the "
+        "core scenarios by webhook with thin events, to EventBridge, and to EventBridge with thin events)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     scenarios = [s for s in SCENARIOS if not args.only or s.name in args.only]
     if not scenarios:
         parser.error(f"no such scenario; choose from: {', '.join(s.name for s in SCENARIOS)}")
+    if args.destination:
+        runs = [(scenario, args.destination) for scenario in scenarios]
+    else:
+        runs = [(scenario, "webhook") for scenario in scenarios]
+        runs += [(s, d) for d in DESTINATIONS[1:] for s in scenarios if s.name in CORE_SCENARIOS]
 
     started = time.monotonic()
     function_logs = io.StringIO()
@@ -46,25 +59,27 @@ def main(argv: list[str] | None = None) -> int:
             stripe_api_key=API_KEY,
             webhook_signing_secret=SIGNING_SECRET,
             parameters=LOCAL_PARAMETERS,
-            retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+            **LOCAL_TIMING,
             log_stream=function_logs,
         ) as cloud,
     ):
-        stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
         seed_stack(cloud, stripe)
         print(f"Deployed template.yaml locally in {time.monotonic() - started:.2f}s: "
               f"state machine {cloud.state_machine_arn}, webhook {cloud.url_of('/webhooks/stripe')}, "
               f"Stripe {stripe.url}\n")  # fmt: skip
         outcomes, drawn = [], []
-        for scenario in scenarios:
-            outcome = run_scenario(cloud, stripe, scenario)
+        for scenario, destination in runs:
+            outcome = run_scenario(cloud, stripe, scenario, destination=destination)
             outcomes.append(outcome)
-            caption = f"{scenario.name}: {scenario.description}"
+            way = "" if destination == "webhook" else f" (events: {destination})"
+            caption = f"{scenario.name}{way}: {scenario.description}"
             dot = pictures.picture_of(boto3.client("stepfunctions"), outcome.execution_arn, caption)
-            drawn.append((caption, pictures.save(dot, pictures.PICTURES, scenario.name.replace(" ", "-"))))
+            drawn.append(
+                (caption, pictures.save(dot, pictures.PICTURES, re.sub(r"[^A-Za-z0-9]+", "-", scenario.name + way)))
+            )
             if not args.quiet:
                 mark = "ok" if outcome.ok else "MISMATCH"
-                print(f"== {scenario.name}: {scenario.description} [{mark}]")
+                print(f"== {scenario.name}{way}: {scenario.description} [{mark}]")
                 print(f"   order {outcome.order_id}: {outcome.execution_status} in {outcome.final_state}, "
                       f"order record {outcome.order_status}")  # fmt: skip
                 for line in outcome.timeline:

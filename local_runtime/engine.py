@@ -220,6 +220,11 @@ class LocalCloud:
         self._event_source_mappings = EventSourceMappings(template, self.invoke_function)
         self._event_source_mappings.start()
 
+    def wait_for_event_queues(self, timeout: float = 10.0) -> None:
+        """Until every queue's messages have been read and handled (or the timeout passes)."""
+        if self._event_source_mappings:
+            self._event_source_mappings.wait_until_idle(timeout)
+
     def put_partner_event(self, entry: dict[str, Any]) -> None:
         """What a partner (Stripe) does to its event source: an event onto the bus associated with it."""
         (bus,) = self.template.of_type("AWS::Events::EventBus")

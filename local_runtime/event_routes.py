@@ -10,6 +10,7 @@ a reported failure (ReportBatchItemFailures) to come again after the visibility 
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -88,6 +89,19 @@ class EventSourceMappings:
             thread = threading.Thread(target=self._poll, args=(url, props), name=f"sqs-{queue_name}", daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def wait_until_idle(self, timeout: float) -> None:
+        sqs, deadline = boto3.client("sqs"), time.monotonic() + timeout
+        urls = [
+            sqs.get_queue_url(QueueName=props["EventSourceArn"].rsplit(":", 1)[-1])["QueueUrl"]
+            for props in self._mappings
+        ]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        while time.monotonic() < deadline:
+            counts = [sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"] for url in urls]
+            if all(int(c.get(name, 0)) == 0 for c in counts for name in names):
+                return
+            time.sleep(self._poll_seconds)
 
     def stop(self) -> None:
         self._stopping.set()

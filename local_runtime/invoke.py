@@ -23,7 +23,7 @@ from local_runtime import pictures
 from local_runtime.engine import LocalCloud, http_api_event
 from local_runtime.fake_stripe import FakeStripe, sign_payload
 from local_runtime.samples import SAMPLES, STATE_MACHINE, prepare
-from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, final_state, seed_stack
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_TIMING, final_state, seed_stack
 from local_runtime.template import Route, Template
 
 API_KEY = "sk_test_local_invoke"
@@ -52,7 +52,7 @@ def invoke(target: str, event: Any, *, as_is: bool = False, log_stream: io.TextI
     with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET) as stripe, LocalCloud(
         stripe_api_base=stripe.url, stripe_api_key=API_KEY, webhook_signing_secret=SIGNING_SECRET,
         parameters=LOCAL_PARAMETERS, log_stream=log_stream,
-        retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+        **LOCAL_TIMING,
     ) as cloud:  # fmt: skip
         seed_stack(cloud, stripe)
         prepare(cloud, stripe, target, event)

@@ -14,8 +14,11 @@ from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import Browser, FakeStripe
 from web.merchant_api import MerchantApi, MerchantApiError
 
-# The local stack's parameters: short waits so that every path, the timeout included, runs in seconds.
+STRIPE_EVENT_SOURCE = "aws.partner/stripe.com/ed_test_local"
+# The local stack's parameters: short waits so that every path, the timeout included, runs in seconds; both ways
+# in for Stripe's events (the webhook, and the EventBridge partner event source), as a deployment may have them.
 LOCAL_PARAMETERS = {
+    "StripeEventSourceName": STRIPE_EVENT_SOURCE,
     "PaymentTimeoutSeconds": "3",
     "MaxPaymentAttempts": "2",
     "RetryDelaySeconds": "0",
@@ -24,8 +27,9 @@ LOCAL_PARAMETERS = {
     "ReconcileAfterMinutes": "0",
     "ReceiptSender": "receipts@shop.example",
 }
-# Every ASL Retry's wait, scaled the same way: a step's five quick retries take about a second, not a minute.
-LOCAL_RETRY_SECONDS_SCALE = 0.1
+# Every ASL Retry's wait scaled down (a step's five quick retries take about a second, not a minute), and a
+# queue's failed message visible again after a second, not the template's minutes: LocalCloud(**LOCAL_TIMING).
+LOCAL_TIMING = {"retry_seconds_scale": 0.1, "queue_visibility_seconds": 1}
 DEMO_CUSTOMER = "cus_LocalDemo01"
 STOCK = {"MUG-BLUE": 1_000_000, "TEA-EARL": 1_000_000, "LAST-ONE": 0}
 
@@ -139,6 +143,7 @@ def order_for(scenario: Scenario, order_id: str, saved_payment_method: str | Non
 @dataclass
 class Outcome:
     scenario: Scenario
+    destination: str
     order_id: str
     execution_arn: str
     execution_status: str
@@ -157,6 +162,27 @@ class Outcome:
         )
 
 
+# How Stripe delivers events (docs.stripe.com/event-destinations): by webhook or to Amazon EventBridge, each
+# as snapshot events or as thin ones; the core scenarios run through every one.
+DESTINATIONS = ("webhook", "webhook thin", "eventbridge", "eventbridge thin")
+CORE_SCENARIOS = (
+    "succeeded", "declined, then another card", "3ds success", "async success", "async failure",
+    "timeout with reconcile", "duplicate webhooks", "early webhook",
+)  # fmt: skip
+
+
+def use_destination(cloud: LocalCloud, stripe: FakeStripe, destination: str) -> None:
+    """Stripe's one event destination for what follows (the stack takes both ways in)."""
+    kind, _, payload = destination.partition(" ")
+    stripe.remove_destinations()
+    if kind == "webhook":
+        stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"), payload=payload or "snapshot")
+    else:
+        stripe.add_eventbridge_destination(
+            cloud.put_partner_event, payload=payload or "snapshot", source=STRIPE_EVENT_SOURCE
+        )
+
+
 def seed_stack(
     cloud: LocalCloud, stripe: FakeStripe, stock: dict[str, int] = STOCK, customers: tuple[str, ...] = (DEMO_CUSTOMER,)
 ) -> None:
@@ -169,17 +195,20 @@ def seed_stack(
         stripe.add_customer(customer)
 
 
-def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str | None = None) -> Outcome:
+def run_scenario(
+    cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, order_id: str | None = None, destination: str = "webhook"
+) -> Outcome:
     order_id = order_id or f"{re.sub(r'[^A-Za-z0-9]+', '-', scenario.name)}-{uuid.uuid4().hex[:8]}"
+    use_destination(cloud, stripe, destination)
     drop: Callable[[dict[str, Any]], bool] | None = None
     if scenario.drop_webhooks:
 
         def drop(event: dict[str, Any]) -> bool:
-            return _order_of(event) == order_id
+            return _order_of(stripe, event) == order_id
 
     stripe.set_delivery(**scenario.delivery, drop=drop, hold=scenario.early_webhook)
     if scenario.early_webhook:
-        cloud.before_invoke = _deliver_before_token(stripe, order_id)
+        cloud.before_invoke = _deliver_before_token(cloud, stripe, order_id)
     outage = stripe_down_for(stripe, order_id) if scenario.stripe_down else None
     started_wall = time.time()
     started = time.monotonic()
@@ -207,6 +236,7 @@ def run_scenario(cloud: LocalCloud, stripe: FakeStripe, scenario: Scenario, orde
     order = cloud.table("OrdersTable").get_item(Key={"orderId": order_id}).get("Item") or {}
     return Outcome(
         scenario=scenario,
+        destination=destination,
         order_id=order_id,
         execution_arn=execution_arn,
         execution_status=execution["status"],
@@ -301,17 +331,22 @@ def _execution_ended(cloud: LocalCloud, execution: dict[str, Any]) -> str:
     return "after the execution ended: " + ", ".join(f"{k}={v}" for k, v in result.items() if v)
 
 
-def _deliver_before_token(stripe: FakeStripe, order_id: str) -> Callable[[str, Any], None]:
+def _deliver_before_token(cloud: LocalCloud, stripe: FakeStripe, order_id: str) -> Callable[[str, Any], None]:
     def before_invoke(logical_id: str, event: Any) -> None:
         if logical_id == "RegisterTaskTokenFunction" and event.get("orderId") == order_id:
             stripe.release_held()
             stripe.wait_for_deliveries(timeout=10)
+            cloud.wait_for_event_queues(timeout=10)
 
     return before_invoke
 
 
-def _order_of(event: dict[str, Any]) -> str | None:
+def _order_of(stripe: FakeStripe, event: dict[str, Any]) -> str | None:
+    """The order a Stripe event is about: its snapshot's metadata, or a thin event's related PaymentIntent's."""
     obj = (event.get("data") or {}).get("object") or {}
+    related = event.get("related_object") or {}
+    if related.get("type") == "payment_intent":
+        obj = stripe.payment_intents.get(related.get("id"), {})
     return (obj.get("metadata") or {}).get("order_id")
 
 
@@ -351,11 +386,13 @@ def timeline(
             replay = " (idempotent replay)" if request.replayed else ""
             who = "browser " if request.publishable else "stripe  "  # Stripe.js with the publishable key
             entries.append((request.at, f"{who} {request.method} {request.path} -> {request.status}{replay}"))
-    events = {event["id"]: event for event in list(stripe.events) if _order_of(event) == order_id}
+    every_event = [*stripe.events, *stripe.thin_events]
+    events = {event["id"]: event for event in every_event if _order_of(stripe, event) == order_id}
     for delivery in list(stripe.deliveries):
         if delivery.event_id in events:
-            answer = delivery.status if delivery.status is not None else delivery.error
-            entries.append((delivery.at, f"webhook  {delivery.type} #{delivery.attempt} -> {answer}"))
+            way = "webhook " if delivery.destination == "webhook_endpoint" else "bus     "  # EventBridge
+            answer = delivery.error or delivery.status or "put"
+            entries.append((delivery.at, f"{way} {delivery.type} #{delivery.attempt} -> {answer}"))
     entries.sort(key=lambda entry: entry[0])
     return [f"{max(at - started, 0.0):7.3f}s  {text}" for at, text in entries]
 
@@ -388,10 +425,11 @@ def check_invariants(cloud: LocalCloud, stripe: FakeStripe, order_id: str) -> li
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
-    rows = [("scenario", "expected", "actual", "order", "seconds", "result")]
+    rows = [("scenario", "events by", "expected", "actual", "order", "seconds", "result")]
     for outcome in outcomes:
         rows.append((
             outcome.scenario.name,
+            outcome.destination,
             outcome.scenario.expected_state,
             outcome.final_state,
             outcome.order_status,
@@ -402,4 +440,3 @@ def summary_table(outcomes: list[Outcome]) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-

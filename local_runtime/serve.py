@@ -17,7 +17,7 @@ from local_runtime import pictures
 from local_runtime.checkout import serving_checkout
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_stack
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_TIMING, seed_stack
 from web.merchant import ShopServer
 
 API_KEY = "sk_test_local_stack"
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_signing_secret=SIGNING_SECRET,
         parameters=parameters,
         log_stream=io.StringIO(),
-        retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+        **LOCAL_TIMING,
     ) as cloud, serving_checkout(shop_server, cloud, stripe) if shop_server else contextlib.nullcontext():
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))
         seed_stack(cloud, stripe)

@@ -119,6 +119,10 @@ class EventDelivery:
         with self._cv:
             self._destinations.append(destination)
 
+    def remove_all(self) -> None:
+        with self._cv:
+            self._destinations.clear()
+
     def count(self, destination_type: str, payload: str) -> int:
         with self._cv:
             return sum(d.destination_type == destination_type and d.payload == payload for d in self._destinations)

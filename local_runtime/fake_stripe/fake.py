@@ -159,6 +159,10 @@ class FakeStripe:
         delivery thread, and is retried like a failed webhook when it raises; see eventbridge.py."""
         self._delivery.add(EventBridgeDestination(publish, source, payload))
 
+    def remove_destinations(self) -> None:
+        """Disable every event destination (as deleting them in the Dashboard does); queued deliveries go on."""
+        self._delivery.remove_all()
+
     def wait_for_deliveries(self, timeout: float = 5.0) -> None:
         """Block until no delivery is queued or in flight (held/parked events don't count)."""
         self._delivery.wait(timeout)

@@ -19,7 +19,7 @@ from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.reliability.courier import Courier
 from local_runtime.reliability.settings import API_KEY, CUSTOMER, SIGNING_SECRET, STOCK, WEBHOOK_PATH
-from local_runtime.scenarios import LOCAL_RETRY_SECONDS_SCALE, seed_stack
+from local_runtime.scenarios import LOCAL_TIMING, seed_stack
 from local_runtime.template import ACCOUNT, REGION
 
 _deserialize = TypeDeserializer().deserialize
@@ -39,7 +39,7 @@ def local_stack(parameters: dict[str, str], *, async_settle_seconds: float = 0.5
             webhook_signing_secret=SIGNING_SECRET,
             parameters=parameters,
             log_stream=io.StringIO(),
-            retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+            **LOCAL_TIMING,
         ) as cloud,
     ):
         seed_stack(cloud, fake, STOCK, (CUSTOMER,))

@@ -18,7 +18,7 @@ import pytest
 from local_runtime.checkout import local_merchant_api, serving_checkout
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_RETRY_SECONDS_SCALE, seed_stack
+from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_TIMING, seed_stack
 from tests.conftest import ROOT
 from web.merchant import ShopServer
 from web.merchant_api import MerchantApi
@@ -69,7 +69,7 @@ def checkout(browser: Any) -> Iterator[Checkout]:
             stripe_api_key=API_KEY,
             webhook_signing_secret=SIGNING_SECRET,
             parameters={**PARAMETERS, "CheckoutPageUrl": server.url},
-            retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+            **LOCAL_TIMING,
         ) as cloud,
         serving_checkout(server, cloud, stripe),
     ):

@@ -8,7 +8,7 @@ from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.scenarios import (
     LOCAL_PARAMETERS,
-    LOCAL_RETRY_SECONDS_SCALE,
+    LOCAL_TIMING,
     Outcome,
     Scenario,
     run_scenario,
@@ -32,7 +32,7 @@ def cloud(stripe: FakeStripe) -> Iterator[LocalCloud]:
         stripe_api_key=API_KEY,
         webhook_signing_secret=SIGNING_SECRET,
         parameters=LOCAL_PARAMETERS,
-        retry_seconds_scale=LOCAL_RETRY_SECONDS_SCALE,
+        **LOCAL_TIMING,
     ) as local:
         stripe.add_webhook_endpoint(local.url_of("/webhooks/stripe"))
         seed_stack(local, stripe)

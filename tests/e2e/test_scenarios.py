@@ -7,7 +7,15 @@ import pytest
 
 from local_runtime.engine import LocalCloud
 from local_runtime.fake_stripe import FakeStripe
-from local_runtime.scenarios import LOCAL_PARAMETERS, SCENARIOS, Scenario, payment_intents_of, run_scenario
+from local_runtime.scenarios import (
+    CORE_SCENARIOS,
+    DESTINATIONS,
+    LOCAL_PARAMETERS,
+    SCENARIOS,
+    Scenario,
+    payment_intents_of,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +28,22 @@ def test_scenario_ends_in_the_expected_state_with_invariants_intact(scenario_out
     assert outcome.order_status == scenario.expected_order_status, outcome.timeline
     assert outcome.problems == []
     assert outcome.execution_status == ("SUCCEEDED" if scenario.expected_state == "PaymentSucceeded" else "FAILED")
+
+
+@pytest.mark.parametrize("destination", DESTINATIONS[1:])
+@pytest.mark.parametrize("name", CORE_SCENARIOS)
+def test_core_scenarios_end_the_same_whatever_the_event_destination(cloud, stripe, name: str, destination: str) -> None:
+    # Stripe's events by webhook with thin payloads, and through EventBridge as snapshots or thin: one path in
+    scenario = next(s for s in SCENARIOS if s.name == name)
+
+    outcome = run_scenario(cloud, stripe, scenario, destination=destination)
+
+    assert (outcome.final_state, outcome.order_status) == (scenario.expected_state, scenario.expected_order_status), (
+        outcome.timeline
+    )
+    assert outcome.problems == []
+    way = "bus     " if destination.startswith("eventbridge") else "webhook "
+    assert any(f"s  {way}" in line for line in outcome.timeline), outcome.timeline
 
 
 @pytest.mark.parametrize(
