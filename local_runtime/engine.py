@@ -216,6 +216,10 @@ class LocalCloud:
         self.state_machine_arn = boto3.client("stepfunctions").create_state_machine(
             name=name, definition=definition, roleArn=role, type="STANDARD"
         )["stateMachineArn"]
+        # moto builds a service's request router on its first request, and not thread-safely: executions invoking
+        # their first function at once could read botocore's OperationModel where moto's belongs ("no attribute
+        # 'http_trait'", a States.Runtime in AcceptOrder). Deploying has made the other services' first requests.
+        boto3.client("lambda").list_functions()
         self._start_gateway()
         self._event_source_mappings = EventSourceMappings(template, self.invoke_function)
         self._event_source_mappings.start()

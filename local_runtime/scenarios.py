@@ -315,9 +315,9 @@ def stripe_down_for(stripe: FakeStripe, order_id: str) -> Any:
     )  # fmt: skip
 
 
-def _execution_ended(cloud: LocalCloud, execution: dict[str, Any]) -> str:
-    """Hand the reconciler the event EventBridge sends when an execution ends; returns what it did."""
-    event = {
+def execution_ended_event(execution: dict[str, Any]) -> dict[str, Any]:
+    """The event EventBridge sends when an execution ends; `execution` as DescribeExecution returns it."""
+    return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
         "source": "aws.states", "time": execution["stopDate"].isoformat(), "resources": [execution["executionArn"]],
         "detail": {
@@ -325,7 +325,11 @@ def _execution_ended(cloud: LocalCloud, execution: dict[str, Any]) -> str:
             "name": execution["name"], "status": execution["status"], "input": execution["input"],
         },
     }  # fmt: skip
-    result, error = cloud.invoke_function("ReconcilePaymentsFunction", event)
+
+
+def _execution_ended(cloud: LocalCloud, execution: dict[str, Any]) -> str:
+    """Hand the reconciler the event EventBridge sends when an execution ends; returns what it did."""
+    result, error = cloud.invoke_function("ReconcilePaymentsFunction", execution_ended_event(execution))
     if error is not None:
         return f"failed: {error['errorType']}: {error['errorMessage']}"
     return "after the execution ended: " + ", ".join(f"{k}={v}" for k, v in result.items() if v)

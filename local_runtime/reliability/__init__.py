@@ -5,13 +5,17 @@ One module a concern; `python -m local_runtime.reliability` runs `cli.main`:
 - settings: the Stripe keys and webhook secrets, the stock, the stack parameters every part shares
 - stack: the local deployment (FakeStripe and a LocalCloud) a run drives, and the watcher of its executions
 - courier: Stripe's webhook deliveries, per an order's delivery plan (held, racing the token, delayed, lost...)
-- faults: the Stripe and AWS failures a schedule aims at its own order's requests
-- schedules: the seeded schedules (payment, delivery, faults) and the tables they are drawn from
-- schedule_run: one schedule run on a shared stack, its customer and the races it stages
-- invariants: the verdict on each order against Stripe's final word, and the stock
+- faults: the Stripe and AWS failures and outages a schedule aims at its own order's requests
+- schedules: the seeded schedules (payment, delivery, faults, second starts, key pruning), the tables they are
+  drawn from, and the schedules written out for every seed
+- schedule_run: one schedule run on a shared stack, its customer, the races it stages, what follows its end
+- reconciler: the reconciler as AWS starts it (on an execution's end, and the scheduled sweep)
+- redrive: the steps of an ended execution run again, as a redrive would run them
+- invariants: the verdict on each order against Stripe's final word, its money after the reconciler, the stock
 - bad_webhooks, webhook_targets: the bad webhook requests, and the orders they are sent at
 - bad_starts: the bad start inputs
-- load: many payments at once, in a process of its own
+- load: many payments at once
+- processes: a part of the run in a process of its own (the load; the schedules that move Stripe's clock)
 - report: the report and its summary line
 - cli: the command
 
@@ -21,11 +25,17 @@ Adding a schedule. A seed draws from the tables in `schedules` and `faults` in t
   (`_customer`, `_before_invoke`, `_before_cancel`);
 - a way of delivering webhooks: a mode in `courier.Plan`'s list, handled in `Courier.capture` (and in
   `Courier.token_about_to_be_stored` if it waits on the task token), weighted in `schedules.DELIVERY_WEIGHTS`;
-- a fault: a maker in `faults.STRIPE_FAULTS` or `faults.AWS_FAULTS`;
-- a rule every order must keep: in `invariants.judge`.
+- a fault: a maker in `faults.STRIPE_FAULTS` or `faults.AWS_FAULTS`; an outage (a fault that `lasts`) in
+  `faults.OUTAGES`;
+- a second start of the order, or a day passing at Stripe: a mode in `schedules.SECOND_START_WEIGHTS` or
+  `schedules.KEY_PRUNING_WEIGHTS`, played in `ScheduleRun` (a mode that moves Stripe's clock must make
+  `Schedule.moves_stripes_clock` true: such schedules run one at a time);
+- a rule every order must keep: in `invariants.judge` (or `invariants.judge_money`, for what must hold once the
+  reconciler has run).
 Any of these changes what every seed draws, so the figures in docs/reliability.md are to be measured again.
-One scenario that must always run (a regression) is a `Schedule` written out by hand in `REGRESSIONS` of
-tests/reliability/test_schedules.py: it changes no seed.
+A scenario every seed must run is a `schedules.written(...)` in `schedules.written_out`; one that must always run
+in `make test` (a regression) is a `Schedule` written out by hand in `REGRESSIONS` of
+tests/reliability/test_schedules.py. Neither changes what a seed draws.
 """
 
 from local_runtime.reliability.bad_starts import BAD_STARTS, BadStart, StartResult, run_bad_starts

@@ -1,34 +1,57 @@
-"""The failures a schedule aims at its own order's requests: Stripe's API; DynamoDB, Step Functions, Lambda, SES."""
+"""The failures a schedule aims at its own order's requests: Stripe's API; DynamoDB, Step Functions, Lambda, SES.
+
+A fault fails `times` requests; an outage (`lasts`) fails every matching request for so many seconds from the
+first one it fails, longer than a step's Retry (the step parks), or until the execution ends (UNTIL_THE_END:
+longer than the parking, so the execution ends NeedsAttention).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+UNTIL_THE_END = math.inf
+# A step's Retry gives up after about 3 s here (its waits scaled to a tenth) and a park round takes about 4 s:
+# an outage of these lengths parks a step once or twice, well inside MaxParkRounds (3).
+PARKING_OUTAGE_SECONDS = (4.5, 6.0, 7.5)
+# A throttled DynamoDB request first waits out botocore's own backoff (a second or two a retry), so a round of the
+# Retry takes about 12 s: these park a step once, at most twice.
+THROTTLED_OUTAGE_SECONDS = (15.0, 20.0)
+# The write that binds an attempt to its PaymentIntent, made right after Stripe created it.
+BINDING_WRITE = ":paymentIntentId"
 
 
 @dataclass(frozen=True)
 class StripeFault:
     """A failure of Stripe's API for this order's requests (see `FakeStripe.fail_next`)."""
 
-    request: str  # create | retrieve | cancel | refund
+    request: str  # create | retrieve | cancel | refund | any
     status: int = 500
     times: int = 1
     after_commit: bool = False
     reset_connection: bool = False
     should_retry: bool | None = None
+    lasts: float | None = None  # seconds from the first failure (an outage), instead of `times`
 
     def describe(self) -> str:
         what = "reset" if self.reset_connection else f"{self.status}"
         if self.status == 429 and self.should_retry:
             what += " lock_timeout"
-        return f"stripe {self.request} {what} x{self.times}" + (" after commit" if self.after_commit else "")
+        return f"stripe {self.request} {what} {_how_long(self.times, self.lasts)}" + (
+            " after commit" if self.after_commit else ""
+        )
 
 
 @dataclass(frozen=True)
 class AwsFault:
-    """A failure of an AWS API for this order's requests (see `engine.Fault`)."""
+    """A failure of an AWS API for this order's requests (see `engine.Fault`).
+
+    `Sandbox.Timedout` is not an API error but the function's own: it ran (its work done) and Lambda reports
+    it timed out (`Stack.fail_function`)."""
 
     service: str
     action: str
@@ -36,32 +59,85 @@ class AwsFault:
     status: int = 400
     times: int = 1
     after_commit: bool = False
-    step: str | None = None  # Lambda faults: only the invocations of this state (see LAMBDA_PAYLOAD_KEYS)
+    step: str | None = None  # Lambda faults: only the invocations of this state (see `lambda_step_of`)
+    lasts: float | None = None  # seconds from the first failure (an outage), instead of `times`
+    starts_at: str | None = None  # an outage begins with the first request whose body holds this text
 
     def describe(self) -> str:
         where = f" at {self.step}" if self.step else ""
-        return f"{self.service} {self.action} {self.code}{where} x{self.times}" + (
+        begins = " from the binding write" if self.starts_at == BINDING_WRITE else ""
+        return f"{self.service} {self.action} {self.code}{where} {_how_long(self.times, self.lasts)}{begins}" + (
             " after commit" if self.after_commit else ""
         )
 
+    @property
+    def function_timeout(self) -> bool:
+        return self.code == "Sandbox.Timedout"
 
-# Which state invoked a function, told by the keys of the payload the ASL gives it.
-LAMBDA_PAYLOAD_KEYS = {
-    "AcceptOrder": {"order", "executionId"},
-    "CreatePaymentIntent": {"order", "attempt", "executionId"},
-    "WaitForPaymentOutcome": {"taskToken", "paymentIntentId", "orderId", "attempt"},
-    "SettleOrReconcile": {"paymentIntentId", "orderId", "reason"},
-    "FulfilOrder": {"order", "paymentIntentId"},
-    "RefundPayment": {"order", "paymentIntentId", "error"},
+
+Fault = StripeFault | AwsFault
+
+
+def _how_long(times: int, lasts: float | None) -> str:
+    if lasts is None:
+        return f"x{times}"
+    return "until the end" if lasts == UNTIL_THE_END else f"for {lasts:g}s"
+
+
+def outlasts_parking(faults: tuple[Fault, ...]) -> bool:
+    return any(f.lasts == UNTIL_THE_END for f in faults)
+
+
+# Which Task state invoked a function, told by the payload the ASL gives it: its keys, and for the states
+# sharing a function, the values that tell them apart.
+LAMBDA_STEPS: dict[str, tuple[set[str], dict[str, Any]]] = {
+    "AcceptOrder": ({"order", "executionId", "executionStartedAt"}, {}),
+    "CreatePaymentIntent": ({"order", "attempt", "executionId"}, {}),
+    "WaitForPaymentOutcome": ({"taskToken", "paymentIntentId", "orderId", "attempt"}, {}),
+    "SettleFailedAttempt": ({"paymentIntentId", "orderId", "reason"}, {"reason": "failed"}),
+    "ReconcileAfterTimeout": ({"paymentIntentId", "orderId", "reason"}, {"reason": "timeout"}),
+    "FulfilOrder": ({"order", "paymentIntentId"}, {}),
+    "RefundPayment": ({"order", "paymentIntentId", "error"}, {}),
+    "NotifyRetry": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": True}),
+    "NotifyFailed": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": False}),
+    "NotifyTimedOut": ({"kind", "order", "attempt", "reason"}, {"kind": "timed_out"}),
+    "NotifyRefunded": ({"kind", "order", "attempt", "reason"}, {"kind": "refunded"}),
+    "SendReceipt": ({"kind", "order", "attempt", "paymentIntentId"}, {"kind": "receipt"}),
 }
+# The steps whose Catch parks them (the Notify steps move on without the e-mail; AcceptOrder's failures, having
+# charged nothing, end NeedsAttention at once).
+PARKING_STEPS = (
+    "CreatePaymentIntent", "WaitForPaymentOutcome", "SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder",
+    "RefundPayment",
+)  # fmt: skip
 
 
-def lambda_step_of(body: str) -> str | None:
-    try:
-        keys = set(json.loads(body))
-    except (ValueError, TypeError):
+def lambda_step_of(payload: Any) -> str | None:
+    """The Task state whose invocation this is: `payload` is the event, or the Invoke request's body."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except (ValueError, TypeError):
+            return None
+    if not isinstance(payload, dict):
         return None
-    return next((step for step, wanted in LAMBDA_PAYLOAD_KEYS.items() if keys == wanted), None)
+    keys = set(payload)
+    return next(
+        (
+            step
+            for step, (wanted, values) in LAMBDA_STEPS.items()
+            if keys == wanted and all(payload.get(k) == v for k, v in values.items())
+        ),
+        None,
+    )
+
+
+def parking_outage(r: random.Random) -> float:
+    return r.choice(PARKING_OUTAGE_SECONDS)
+
+
+def any_outage(r: random.Random, parking: tuple[float, ...] = PARKING_OUTAGE_SECONDS) -> float:
+    return UNTIL_THE_END if r.random() < 0.3 else r.choice(parking)
 
 
 STRIPE_FAULTS: tuple[Callable[[random.Random], StripeFault], ...] = (
@@ -98,25 +174,52 @@ AWS_FAULTS: tuple[Callable[[random.Random], AwsFault], ...] = (
     lambda r: AwsFault("lambda", "Invoke", "ServiceException", 500, r.randint(1, 2)),
     lambda r: AwsFault("lambda", "Invoke", "ServiceException", 500, 1, True),
     lambda r: AwsFault(
-        "lambda",
-        "Invoke",
-        "ServiceException",
-        500,
-        r.randint(1, 2),
-        r.random() < 0.5,
-        r.choice(list(LAMBDA_PAYLOAD_KEYS)),
+        "lambda", "Invoke", "ServiceException", 500, r.randint(1, 2), r.random() < 0.5, r.choice(list(LAMBDA_STEPS))
     ),
     # The function did its work, then the invocation failed in a way no Retry covers (it timed out, say).
     lambda r: AwsFault(
         "lambda",
         "Invoke",
-        "Unknown",
+        r.choice(("Unknown", "Sandbox.Timedout")),
         500,
         r.randint(1, 2),
         True,
-        r.choice(("CreatePaymentIntent", "SettleOrReconcile", "FulfilOrder", "RefundPayment")),
+        r.choice(list(LAMBDA_STEPS)),
     ),
-    # ... and kept failing past the Retry (5 attempts): the Catch must not refund what was fulfilled.
-    lambda r: AwsFault("lambda", "Invoke", "Unknown", 500, 6, True, "FulfilOrder"),
+    # ... and kept failing past the Retry (5 attempts): the step parks, and must not redo what it did.
+    lambda r: AwsFault("lambda", "Invoke", "Unknown", 500, 6, True, r.choice(PARKING_STEPS)),
     lambda r: AwsFault("sesv2", "SendEmail", "TooManyRequestsException", 429, r.randint(1, 3)),
+)
+# Outages: longer than a step's Retry (it parks), some longer than the parking (NeedsAttention). An outage
+# without end is aimed where the workflow cannot go on without the service: every Stripe request of the
+# order, every write of the order, a step that parks.
+OUTAGES: tuple[Callable[[random.Random], Fault], ...] = (
+    lambda r: StripeFault("create", 500, should_retry=False, lasts=parking_outage(r)),
+    lambda r: StripeFault("create", 401, lasts=parking_outage(r)),  # the API key rolled before the secret
+    lambda r: StripeFault("create", 429, lasts=parking_outage(r)),
+    lambda r: StripeFault("retrieve", 500, should_retry=False, lasts=parking_outage(r)),
+    lambda r: StripeFault("retrieve", 401, lasts=parking_outage(r)),
+    lambda r: StripeFault("cancel", 429, lasts=parking_outage(r)),
+    lambda r: StripeFault("refund", 500, should_retry=False, after_commit=True, lasts=parking_outage(r)),
+    lambda r: StripeFault("any", r.choice((500, 429, 401)), should_retry=False, lasts=any_outage(r)),
+    lambda r: AwsFault(
+        "dynamodb",
+        "UpdateItem",
+        "ProvisionedThroughputExceededException",
+        400,
+        lasts=any_outage(r, THROTTLED_OUTAGE_SECONDS),
+    ),
+    lambda r: AwsFault(
+        "dynamodb",
+        "UpdateItem",
+        "ThrottlingException",
+        lasts=r.choice(THROTTLED_OUTAGE_SECONDS),
+        starts_at=BINDING_WRITE,
+    ),
+    lambda r: AwsFault(
+        "dynamodb", "TransactWriteItems", "ThrottlingException", lasts=any_outage(r, THROTTLED_OUTAGE_SECONDS)
+    ),
+    lambda r: AwsFault("stepfunctions", "SendTaskSuccess", "ServiceUnavailable", 503, lasts=parking_outage(r)),
+    lambda r: AwsFault("lambda", "Invoke", "ServiceException", 500, step=r.choice(PARKING_STEPS), lasts=any_outage(r)),
+    lambda r: AwsFault("lambda", "Invoke", "Unknown", 500, after_commit=True, step="AcceptOrder", lasts=UNTIL_THE_END),
 )

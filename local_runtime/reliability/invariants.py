@@ -1,12 +1,17 @@
-"""The checks: an order's end against Stripe's final word (lost, double charged, unexpected status), and the stock."""
+"""The checks: an order's end against Stripe's final word (lost, double charged, unexpected status), its money after
+the reconciler ran (orphaned, wrongly refunded), second starts of it (duplicate orders), and the stock."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from local_runtime.reliability.settings import STOCK
 from local_runtime.reliability.stack import Stack
 from local_runtime.scenarios import final_state
 
@@ -21,6 +26,8 @@ ORDER_STATUS_OF = {
 }
 UNPAID_FINAL_STATES = frozenset({"PaymentFailed", "PaymentCanceled", "PaymentTimedOut", "PaymentRejected"})
 PAID_FINAL_STATES = frozenset({"PaymentSucceeded", "Refunded"})
+NEEDS_ATTENTION = "NeedsAttention"
+DECIDED = frozenset(ORDER_STATUS_OF.values())  # order statuses that say how the payment ended
 
 
 @dataclass
@@ -34,24 +41,36 @@ class Verdict:
     lost: list[str] = field(default_factory=list)
     double_charged: list[str] = field(default_factory=list)
     unexpected_status: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    wrongly_refunded: list[str] = field(default_factory=list)
+    duplicate_orders: list[str] = field(default_factory=list)
     faults_fired: int = 0
     path: list[str] = field(default_factory=list)  # the states entered, and how the execution failed
     latency: float = 0.0  # from the execution's start to its end
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.double_charged or self.unexpected_status)
+        return not self.problems()
 
     def problems(self) -> list[str]:
         return (
             [f"lost: {p}" for p in self.lost]
             + [f"double charged: {p}" for p in self.double_charged]
             + [f"unexpected status: {p}" for p in self.unexpected_status]
+            + [f"orphaned: {p}" for p in self.orphaned]
+            + [f"wrongly refunded: {p}" for p in self.wrongly_refunded]
+            + [f"duplicate order: {p}" for p in self.duplicate_orders]
         )
 
 
-def judge(stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, finished: bool) -> Verdict:
-    """Hold the order's end against Stripe's final word. See docs/reliability.md for the rules."""
+def judge(
+    stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, finished: bool,
+    outage_outlasted_parking: bool = False,
+) -> Verdict:  # fmt: skip
+    """Hold the order's end against Stripe's final word. See docs/reliability.md for the rules.
+
+    `outage_outlasted_parking`: an outage that lasted until the execution ended failed one of its requests, so
+    NeedsAttention is the end to expect (and the only one that may name it)."""
     stripe = stack.stripe
     execution_status, history = stack.execution(arn)
     end = final_state(history)
@@ -70,12 +89,7 @@ def judge(stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, f
     if len(history) > 1:
         ended = datetime.fromisoformat(history[-1]["timestamp"]) - datetime.fromisoformat(history[0]["timestamp"])
         verdict.latency = ended.total_seconds()
-    for event in history:
-        if event["type"].endswith("StateEntered"):
-            verdict.path.append(event["stateEnteredEventDetails"]["name"])
-        elif event["type"] in ("ExecutionFailed", "TaskFailed", "LambdaFunctionFailed"):
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            verdict.path.append(f"[{event['type']} {details.get('error')}: {str(details.get('cause'))[:160]}]")
+    verdict.path = path_of(history)
 
     # At most one charge: one PaymentIntent per attempt, one succeeded PaymentIntent per order.
     attempts = Counter(pi["metadata"].get("attempt") for pi in pis)
@@ -89,13 +103,15 @@ def judge(stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, f
     if not finished or execution_status == "RUNNING":
         verdict.lost.append(f"still {execution_status} in {end} after {seconds:.0f}s")
         return verdict
+    if end == NEEDS_ATTENTION and not outage_outlasted_parking:
+        verdict.unexpected_status.append("ended NeedsAttention, but no outage outlasted the parking")
+    if outage_outlasted_parking and end != NEEDS_ATTENTION:
+        verdict.unexpected_status.append(f"ended {end} though an outage outlasted the parking")
     if succeeded:
         paid = succeeded[0]
         refunds = [r for r in stripe.refunds.values() if r.get("payment_intent") == paid["id"]]
-        if end not in PAID_FINAL_STATES:
+        if end not in PAID_FINAL_STATES | {NEEDS_ATTENTION}:
             verdict.lost.append(f"Stripe charged {paid['id']} but the execution ended in {end}")
-        if status not in ("fulfilled", "refunded"):
-            verdict.lost.append(f"paid but the order is {status}: neither fulfilled nor refunded")
         if end == "PaymentSucceeded" and refunds:
             verdict.lost.append("ended PaymentSucceeded but the payment was refunded")
         if end == "Refunded" and sum(r["amount"] for r in refunds) != paid["amount"]:
@@ -104,6 +120,9 @@ def judge(stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, f
             verdict.lost.append("fulfilled and refunded: the goods went out and the money came back")
         if status == "fulfilled" and order.get("paymentIntentId") != paid["id"]:
             verdict.lost.append(f"fulfilled for {order.get('paymentIntentId')}, not the paid {paid['id']}")
+    elif end == NEEDS_ATTENTION:  # nobody decided: the order must not say otherwise (a PaymentIntent may stay open)
+        if status in DECIDED:
+            verdict.lost.append(f"ended {end} unpaid but the order is {status}")
     else:
         if end not in UNPAID_FINAL_STATES:
             verdict.lost.append(f"nothing was charged but the execution ended in {end}")
@@ -140,8 +159,91 @@ def judge(stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, f
     return verdict
 
 
+def path_of(history: list[dict[str, Any]]) -> list[str]:
+    """The states entered and every failure, a run of the same ones counted once (a step retried, say)."""
+    path: list[str] = []
+    for event in history:
+        if event["type"].endswith("StateEntered"):
+            path.append(event["stateEnteredEventDetails"]["name"])
+        elif event["type"] in ("ExecutionFailed", "TaskFailed", "LambdaFunctionFailed"):
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            path.append(f"[{event['type']} {details.get('error')}: {_message(details.get('cause'))}]")
+    runs = [(step, len(list(same))) for step, same in itertools.groupby(path)]
+    return [step if count == 1 else f"{step} x{count}" for step, count in runs]
+
+
+def _message(cause: Any) -> str:
+    """A failure's message without what differs from one try to the next (request ids, stack traces)."""
+    text = str(cause)
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        text = str(json.loads(text)["errorMessage"])
+    return text.split(" (Service:")[0][:120]
+
+
 def _statuses(order: dict[str, Any]) -> list[str]:
     return [str(entry.get("status")) for entry in order.get("history", [])]
+
+
+def judge_money(stack: Stack, verdict: Verdict, *, swept: bool) -> None:
+    """After the reconciler ran (on the execution's end, then a scheduled sweep): no paid order left behind, no good
+    order's money given back, and nothing but NeedsAttention left for the reconciler to complete."""
+    order = stack.order(verdict.order_id)
+    verdict.order_status = str(order.get("status", "missing"))
+    pis = stack.payment_intents(verdict.order_id)
+    succeeded = [pi for pi in pis if pi["status"] == "succeeded"]
+    verdict.orphaned += orphaned_payments(stack, order, succeeded)
+    if verdict.orphaned and not swept:
+        verdict.orphaned.append("(the last sweep failed)")
+    verdict.wrongly_refunded += wrong_refunds(stack, order, pis)
+    if verdict.final_state != NEEDS_ATTENTION and any(e.get("by") == "reconciler" for e in order.get("history", [])):
+        verdict.lost.append(f"ended {verdict.final_state}, yet the reconciler had to complete the paid order")
+
+
+def _refunded(stack: Stack, pi_id: str) -> int:
+    return sum(int(r["amount"]) for r in list(stack.stripe.refunds.values()) if r.get("payment_intent") == pi_id)
+
+
+def orphaned_payments(stack: Stack, order: dict[str, Any], succeeded: list[dict[str, Any]]) -> list[str]:
+    """A succeeded PaymentIntent whose order is neither fulfilled with it nor refunded (it in full)."""
+    return [
+        f"{pi['id']} succeeded; the order is {order.get('status', 'missing')}, neither fulfilled with it nor refunded"
+        for pi in succeeded
+        if not (order.get("fulfilledAt") and order.get("paymentIntentId") == pi["id"])
+        and _refunded(stack, pi["id"]) < int(pi["amount"])
+    ]
+
+
+def wrong_refunds(stack: Stack, order: dict[str, Any], pis: list[dict[str, Any]]) -> list[str]:
+    """A refund that follows neither a lack of stock nor a stray payment: a good order's money given back.
+
+    Out of stock: a line the stock could never fill. Stray: a PaymentIntent its attempt is not bound to, or not the
+    one the order was fulfilled with."""
+    if any(STOCK.get(item["sku"], 0) < int(item["quantity"]) for item in order.get("items", [])):
+        return []
+    problems = []
+    for pi in pis:
+        attempt = (order.get("attempts") or {}).get(str(pi["metadata"].get("attempt")), {})
+        bound = attempt.get("paymentIntentId") == pi["id"]
+        fulfilled_with_another = order.get("fulfilledAt") and order.get("paymentIntentId") != pi["id"]
+        if _refunded(stack, pi["id"]) and bound and not fulfilled_with_another:
+            problems.append(f"{pi['id']} refunded though the order had stock and it was the attempt's one payment")
+    return problems
+
+
+def second_start_problems(stack: Stack, order_id: str, arn: str, order_before: dict[str, Any] | None) -> list[str]:
+    """What a second execution of an order did beyond ending: payment steps, a PaymentIntent, a changed order.
+    `order_before`: the order as it was when the second one started after the first had ended."""
+    status, history = stack.execution(arn)
+    ran = {e["stateEnteredEventDetails"]["name"] for e in history if e["type"] == "TaskStateEntered"}
+    problems = [f"it ran {step}" for step in sorted(ran - {"AcceptOrder"})]
+    if status == "RUNNING":
+        problems.append(f"still running in {final_state(history)}")
+    problems += [
+        f"it created {pi['id']}" for pi in stack.payment_intents(order_id) if pi["metadata"].get("execution_id") == arn
+    ]
+    if order_before is not None and stack.order(order_id) != order_before:
+        problems.append("it changed the order")
+    return problems
 
 
 def stock_problems(stack: Stack, verdicts: list[Verdict], start: dict[str, int]) -> list[str]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import time
-import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from local_runtime.reliability.courier import Plan
 from local_runtime.reliability.invariants import Verdict, judge, stock_problems
@@ -69,32 +66,3 @@ def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200
             executions=stack.executions_started,
             stock_problems=stock_problems(stack, verdicts, stock),
         )
-
-
-class LoadProcess:
-    """run_load in a process of its own (spawned: a fresh interpreter, no mock inherited)."""
-
-    def __init__(self, count: int, seed: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_load_child, args=(count, seed, send), name="reliability-load")
-        self._process.start()
-        send.close()
-
-    def result(self) -> LoadReport:
-        report: LoadReport | BaseException = self._receive.recv()
-        if isinstance(report, BaseException):
-            raise report
-        return report
-
-    def stop(self) -> None:
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join(timeout=10)
-
-
-def _load_child(count: int, seed: int, send: Any) -> None:
-    try:
-        send.send(run_load(count, seed))
-    except BaseException as failure:  # noqa: BLE001 - handed to the parent, which raises it
-        send.send(RuntimeError(f"load test failed: {failure!r}\n{traceback.format_exc()}"))

@@ -1,4 +1,4 @@
-"""What a run found: the report, and its last line, the summary (`reliability: schedules=N ... unexpected_status=N`)."""
+"""What a run found: the report, and its last line, the summary (`reliability: schedules=N ... duplicate_orders=N`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ from local_runtime.reliability.invariants import Verdict
 from local_runtime.reliability.load import LoadReport
 from local_runtime.reliability.webhook_targets import CaseResult
 
+# The summary's counts, in its order: each is a field of `Verdict` too.
+PROBLEMS = ("lost", "double_charged", "unexpected_status", "orphaned", "wrongly_refunded", "duplicate_orders")
+
 
 @dataclass
 class Results:
     schedules: list[Verdict] = field(default_factory=list)
     schedule_seconds: float = 0.0
     schedule_stock: list[str] = field(default_factory=list)
+    sweeps: int = 0
+    sweep_seconds: float = 0.0
+    sweep_failures: list[str] = field(default_factory=list)
     webhook_cases: list[CaseResult] = field(default_factory=list)
     webhook_targets: list[Verdict] = field(default_factory=list)
     bad_starts: list[StartResult] = field(default_factory=list)
@@ -25,33 +31,43 @@ class Results:
     def verdicts(self) -> list[Verdict]:
         return self.schedules + self.webhook_targets + (self.load.failed if self.load else [])
 
-    @property
-    def lost(self) -> int:
-        return (
-            sum(1 for v in self.verdicts() if v.lost)
-            + len(self.schedule_stock)
-            + (len(self.load.stock_problems) if self.load else 0)
-        )
+    def count(self, problem: str) -> int:
+        """How many orders broke this kind of rule (and, for lost, stock lines; for unexpected_status, bad inputs)."""
+        found = sum(1 for v in self.verdicts() if getattr(v, problem))
+        if problem == "lost":
+            found += len(self.schedule_stock) + (len(self.load.stock_problems) if self.load else 0)
+        if problem == "unexpected_status":
+            found += sum(1 for c in self.webhook_cases if not c.ok) + sum(1 for s in self.bad_starts if not s.ok)
+        return found
 
     @property
-    def double_charged(self) -> int:
-        return sum(1 for v in self.verdicts() if v.double_charged)
-
-    @property
-    def unexpected_status(self) -> int:
-        return (
-            sum(1 for v in self.verdicts() if v.unexpected_status)
-            + sum(1 for c in self.webhook_cases if not c.ok)
-            + sum(1 for s in self.bad_starts if not s.ok)
-        )
+    def failed(self) -> bool:
+        return any(self.count(problem) for problem in PROBLEMS)
 
     def summary_line(self) -> str:
         return (
             f"reliability: schedules={len(self.schedules)} executions={self.executions} "
             f"concurrent={self.load.count if self.load else 0} "
-            f"bad_inputs={len(self.webhook_cases) + len(self.bad_starts)} lost={self.lost} "
-            f"double_charged={self.double_charged} unexpected_status={self.unexpected_status}"
+            f"bad_inputs={len(self.webhook_cases) + len(self.bad_starts)} "
+            + " ".join(f"{problem}={self.count(problem)}" for problem in PROBLEMS)
         )
+
+
+def _what_was_tried(verdicts: list[Verdict]) -> str:
+    """How often a step parked, the reconciler repaired an order, a second start came, a day passed at Stripe, a
+    step ran again."""
+    notes = [note for verdict in verdicts for note in verdict.path if note.startswith("[")]
+    repairs = [n for n in notes if n.startswith("[reconciler") and ("fulfilled=" in n or "refunded=" in n)]
+    second_starts = sum(1 for verdict in verdicts if "started again" in verdict.name)
+    days = sum(1 for note in notes if note.startswith("[a day passed"))
+    reruns = sum(1 for note in notes if note.startswith("[rerun"))
+    parked = [v for v in verdicts if any(step.startswith("ParkWhileUnavailable") for step in v.path)]
+    went_on = sum(1 for v in parked if v.final_state != "NeedsAttention")
+    return (
+        f"{len(parked)} parked a step ({went_on} then went on to their end); the reconciler repaired {len(repairs)} "
+        f"orders after their end; {second_starts} second starts; {days} days passed at Stripe; {reruns} steps ran "
+        "again the next day"
+    )
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -69,6 +85,11 @@ def report(results: Results) -> str:
             f"{fired} injected faults fired"
         )
         lines.append("  final states: " + ", ".join(f"{k} {n}" for k, n in states.most_common()))
+        lines.append("  " + _what_was_tried(results.schedules))
+        lines.append(
+            f"  scheduled sweeps: {results.sweeps} ({results.sweep_seconds:.0f}s), {len(results.sweep_failures)} failed"
+            + "".join(f"; {failure[:160]}" for failure in results.sweep_failures[:3])
+        )
     if results.load:
         load = results.load
         ok = load.count - len(load.failed)

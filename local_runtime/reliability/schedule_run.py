@@ -1,4 +1,5 @@
-"""Running schedules on a shared stack: each with its faults, its delivery plan, and a customer racing the workflow."""
+"""Running schedules on a shared stack: each with its faults, its delivery plan, and a customer racing the workflow;
+then what AWS does after an execution ends (the reconciler), a second start of the order, a day passing at Stripe."""
 
 from __future__ import annotations
 
@@ -9,14 +10,55 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from local_runtime.engine import Fault
 from local_runtime.reliability.courier import Plan
-from local_runtime.reliability.faults import AwsFault, StripeFault, lambda_step_of
-from local_runtime.reliability.invariants import Verdict, judge
+from local_runtime.reliability.faults import UNTIL_THE_END, AwsFault, StripeFault, lambda_step_of, outlasts_parking
+from local_runtime.reliability.invariants import (
+    NEEDS_ATTENTION,
+    Verdict,
+    judge,
+    judge_money,
+    second_start_problems,
+    stock_problems,
+)
+from local_runtime.reliability.reconciler import reconcile_end
+from local_runtime.reliability.redrive import rerun_steps
 from local_runtime.reliability.schedules import PAYMENTS, Schedule, order_input
-from local_runtime.reliability.stack import Stack
+from local_runtime.reliability.settings import SCHEDULE_PARAMETERS
+from local_runtime.reliability.stack import Stack, local_stack
+from local_runtime.scenarios import final_state
+
+A_DAY_AND_AN_HOUR = 25 * 3600  # past Stripe's 24 hours: every idempotency key is forgotten
+STRIPE_REQUESTS = {  # (method, path prefix) of each kind of request a Stripe fault fails
+    "create": [("POST", "/v1/payment_intents")],
+    "retrieve": [("GET", "/v1/payment_intents/")],
+    "cancel": [("POST", "/v1/payment_intents/")],
+    "refund": [("POST", "/v1/refunds")],
+    "any": [("GET", "/v1/"), ("POST", "/v1/")],
+}
+FOREVER = 10**9  # the `times` of an outage: its window, not a count, ends it
+TRANSIENT = ("StripeUnavailable", "AwsUnavailable", "Lambda.", "Sandbox.")  # the error names of ours, not the order's
+
+
+class Outage:
+    """An outage's window: it opens with the first request it fails and stays open `lasts` seconds."""
+
+    def __init__(self, lasts: float, starts_at: str | None = None) -> None:
+        self.lasts, self.starts_at = lasts, starts_at
+        self.began: float | None = None
+        self._lock = threading.Lock()
+
+    def covers(self, body: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self.began is None:
+                if self.starts_at is not None and self.starts_at not in body:
+                    return False
+                self.began = now
+            return now - self.began < self.lasts
 
 
 class ScheduleRun:
@@ -29,8 +71,14 @@ class ScheduleRun:
         self.rng = random.Random(schedule.seed)
         self._stripe_faults: list[Any] = []
         self._aws_faults: list[Fault] = []
+        self._function_faults: list[Fault] = []
+        self._outages: list[Outage] = []
         self._fired = 0  # how many of this schedule's requests a fault failed
         self._done = threading.Event()
+        self._days_passed = 0
+        self.notes: list[str] = []  # what happened after the end, for the verdict's path
+        self._reconciler_failures: list[str] = []
+        self._customer_thread = threading.Thread(target=self._customer, daemon=True, name=f"customer-{schedule.index}")
 
     def run(self) -> Verdict:
         stack, schedule = self.stack, self.schedule
@@ -47,32 +95,121 @@ class ScheduleRun:
             stack.stripe_hooks[self.order_id] = self._before_cancel
         self._inject_faults()
         started = time.monotonic()
-        customer = threading.Thread(target=self._customer, daemon=True, name=f"customer-{schedule.index}")
-        arn = ""
         try:
-            arn = stack.start(order_input(self.order_id, self.payment), self.order_id)
-            customer.start()
-            finished = stack.watcher.wait(arn, self.deadline)
+            arns = self._start()
+            finished = all(stack.watcher.wait(each, self.deadline) for each in arns)
             seconds = time.monotonic() - started
-            self._done.set()
-            customer.join(timeout=15)
-            self._withdraw_faults()
-            stack.courier.flush_held(self.order_id)
-            stack.courier.drain(self.order_id, timeout=30)
-            if finished and schedule.replay_after_end:
-                stack.courier.replay(self.order_id)
-                stack.courier.drain(self.order_id, timeout=30)
-            verdict = judge(stack, schedule.describe(), self.order_id, arn, seconds, finished=finished)
+            self._wind_down(finished)
+            # The order's execution is the one that claimed it; any other is a second start.
+            arn, *others = sorted(arns, key=lambda each: each != stack.order(self.order_id).get("executionId"))
+            if finished:
+                self._after_the_end(arn)
+            outlasted = any(outage.lasts == UNTIL_THE_END and outage.began is not None for outage in self._outages)
+            verdict = judge(
+                stack, schedule.describe(), self.order_id, arn, seconds, finished=finished,
+                outage_outlasted_parking=outlasted,
+            )  # fmt: skip
+            for other in others:
+                self._judge_second_start(verdict, other, None, outlasted)
+            if finished and schedule.second_start in ("after_end", "after_keys_forgotten"):
+                self._start_again(verdict)
+            verdict.unexpected_status += self._reconciler_failures
         except Exception as failure:  # noqa: BLE001 - a harness failure is reported, not raised
             verdict = Verdict(schedule.describe(), self.order_id, "(harness)", "?", "?", "?")
             verdict.lost.append(f"harness error: {failure!r}: {traceback.format_exc(limit=3)}")
         finally:
             self._done.set()
             self._withdraw_faults()
-            stack.hooks.pop(self.order_id, None)
-            stack.stripe_hooks.pop(self.order_id, None)
+            self._stop_staging()
+            self._restore_stripes_clock()
         verdict.faults_fired = self._fired
+        verdict.path += self.notes
         return verdict
+
+    def _start(self) -> list[str]:
+        """Start the order (twice at once, if the schedule says so), its customer, and the watch for a failed step."""
+        order = order_input(self.order_id, self.payment)
+        arns = [self.stack.start(order, self.order_id)]
+        if self.schedule.second_start == "concurrent":
+            arns.append(self.stack.start(order, f"{self.order_id}-again"))
+        self._customer_thread.start()
+        if self.schedule.key_pruning == "while_retrying":
+            threading.Thread(target=self._a_day_passes_when_a_step_failed, args=(arns[0],), daemon=True).start()
+        return arns
+
+    def _wind_down(self, finished: bool) -> None:
+        """The execution ended (or its time is up): the customer stops, the faults go, every webhook is answered."""
+        self._done.set()
+        self._customer_thread.join(timeout=15)
+        self._withdraw_faults()
+        self._stop_staging()
+        self.stack.courier.flush_held(self.order_id)
+        self.stack.courier.drain(self.order_id, timeout=30)
+        if finished and self.schedule.replay_after_end:
+            self.stack.courier.replay(self.order_id)
+            self.stack.courier.drain(self.order_id, timeout=30)
+
+    # -- after the end: the reconciler, a redrive, a second start -----------------------------------
+
+    def _after_the_end(self, arn: str) -> None:
+        """The reconciler as EventBridge starts it on the execution's end; for a redrive the next day, the steps
+        again and the reconciler on the redriven execution's end. (The scheduled sweep runs beside, and after.)"""
+        self._reconcile(arn)
+        if self.schedule.key_pruning == "before_rerun":
+            self._a_day_passes()
+            self.notes += rerun_steps(self.stack, arn)
+            self._reconcile(arn)
+
+    def _reconcile(self, arn: str) -> None:
+        execution = self.stack.sfn.describe_execution(executionArn=arn)
+        try:
+            reconciled = reconcile_end(self.stack.cloud.invoke_function, self.stack.cloud.template, execution)
+        except RuntimeError as failure:
+            self._reconciler_failures.append(f"on the end of {execution['name']}: {failure}")
+            return
+        if reconciled:
+            self.notes.append(f"[reconciler on the end of {execution['name']}: {reconciled}]")
+
+    def _start_again(self, verdict: Verdict) -> None:
+        """The same order started again under another name, after the first ended (a day later, for Stripe)."""
+        if self.schedule.second_start == "after_keys_forgotten":
+            self._a_day_passes()
+        before = self.stack.order(self.order_id)
+        arn = self.stack.start(order_input(self.order_id, self.payment), f"{self.order_id}-again")
+        if not self.stack.watcher.wait(arn, 60):
+            verdict.duplicate_orders.append("the second start was still running after 60s")
+            return
+        self._judge_second_start(verdict, arn, before, False)
+
+    def _judge_second_start(
+        self, verdict: Verdict, arn: str, order_before: dict[str, Any] | None, outage_outlasted_parking: bool
+    ) -> None:
+        """What the second execution did, then the reconciler on its end. It must end DuplicateOrder (or, when an
+        outage outlasted the parking before it could tell, NeedsAttention)."""
+        verdict.duplicate_orders += second_start_problems(self.stack, self.order_id, arn, order_before)
+        end = final_state(self.stack.execution(arn)[1])
+        if end != "DuplicateOrder" and not (end == NEEDS_ATTENTION and outage_outlasted_parking):
+            verdict.unexpected_status.append(f"the second start ended {end}, not DuplicateOrder")
+        self._reconcile(arn)
+
+    def _a_day_passes(self) -> None:
+        self.stack.stripe.clock.advance(A_DAY_AND_AN_HOUR)
+        self._days_passed += 1
+        self.notes.append("[a day passed at Stripe: every idempotency key forgotten]")
+
+    def _a_day_passes_when_a_step_failed(self, arn: str) -> None:
+        """Once a step has failed for a transient reason, it waits to run again (its Retry, or parked) and its
+        requests are over: a day passes at Stripe, so the step's next run meets forgotten keys."""
+        while not self._done.wait(0.05):
+            _, history = self.stack.execution(arn)
+            errors = [e["taskFailedEventDetails"].get("error", "") for e in history if e["type"] == "TaskFailed"]
+            if any(error.startswith(TRANSIENT) for error in errors):
+                self._a_day_passes()
+                return
+
+    def _restore_stripes_clock(self) -> None:
+        self.stack.stripe.clock.advance(-A_DAY_AND_AN_HOUR * self._days_passed)
+        self._days_passed = 0
 
     # -- faults aimed at this order --------------------------------------------------------------
 
@@ -81,59 +218,74 @@ class ScheduleRun:
             return True
         return any(pi_id in text for pi_id in self.stack.courier.payment_intents_of(self.order_id))
 
+    def _fails(self, text: str, outage: Outage | None) -> bool:
+        """Whether a fault fails this request of the order (counted), within its outage's window if it has one."""
+        if not self._mine(text) or (outage is not None and not outage.covers(text)):
+            return False
+        self._fired += 1
+        return True
+
+    def _outage(self, spec: StripeFault | AwsFault) -> Outage | None:
+        if spec.lasts is None:
+            return None
+        outage = Outage(spec.lasts, getattr(spec, "starts_at", None))
+        self._outages.append(outage)
+        return outage
+
     def _inject_faults(self) -> None:
-        prefixes = {
-            "create": ("POST", "/v1/payment_intents"),
-            "retrieve": ("GET", "/v1/payment_intents/"),
-            "cancel": ("POST", "/v1/payment_intents/"),
-            "refund": ("POST", "/v1/refunds"),
-        }
         for spec in self.schedule.stripe_faults:
-            method, prefix = prefixes[spec.request]
+            outage = self._outage(spec)
+            for method, prefix in STRIPE_REQUESTS[spec.request]:
 
-            def match(path: str, raw: str, spec: StripeFault = spec) -> bool:
-                if spec.request == "create" and path != "/v1/payment_intents":
-                    return False
-                if spec.request == "cancel" and not path.endswith("/cancel"):
-                    return False
-                if self._mine(path + "?" + raw):
-                    self._fired += 1
-                    return True
-                return False
+                def match(path: str, raw: str, spec: StripeFault = spec, outage: Outage | None = outage) -> bool:
+                    if spec.request == "create" and path != "/v1/payment_intents":
+                        return False
+                    if spec.request == "cancel" and not path.endswith("/cancel"):
+                        return False
+                    return self._fails(path + "?" + raw, outage)
 
-            self._stripe_faults.append(
-                self.stack.stripe.fail_next(
-                    method,
-                    prefix,
-                    status=spec.status or 500,
-                    times=spec.times,
-                    after_commit=spec.after_commit,
-                    reset_connection=spec.reset_connection,
-                    should_retry=spec.should_retry,
-                    match=match,
+                self._stripe_faults.append(
+                    self.stack.stripe.fail_next(
+                        method,
+                        prefix,
+                        status=spec.status or 500,
+                        times=FOREVER if outage else spec.times,
+                        after_commit=spec.after_commit,
+                        reset_connection=spec.reset_connection,
+                        should_retry=spec.should_retry,
+                        match=match,
+                    )
                 )
-            )
         for spec in self.schedule.aws_faults:
+            outage = self._outage(spec)
 
-            def aws_match(body: str, spec: AwsFault = spec) -> bool:
+            def aws_match(body: str, spec: AwsFault = spec, outage: Outage | None = outage) -> bool:
                 if spec.step is not None and lambda_step_of(body) != spec.step:
                     return False
-                if self._mine(body):
-                    self._fired += 1
-                    return True
-                return False
+                return self._fails(body, outage)
 
-            fault = Fault(spec.service, spec.action, spec.code, spec.status, spec.times, aws_match, spec.after_commit)
-            self._aws_faults.append(fault)
-            self.stack.cloud.aws.inject(fault)
+            times = FOREVER if outage else spec.times
+            fault = Fault(spec.service, spec.action, spec.code, spec.status, times, aws_match, spec.after_commit)
+            if spec.function_timeout:
+                self._function_faults.append(fault)
+                self.stack.fail_function(fault)
+            else:
+                self._aws_faults.append(fault)
+                self.stack.cloud.aws.inject(fault)
 
     def _withdraw_faults(self) -> None:
         for stripe_fault in self._stripe_faults:
             stripe_fault.times = 0
         for aws_fault in self._aws_faults:
             self.stack.cloud.aws.remove(aws_fault)
+        for function_fault in self._function_faults:
+            self.stack.withdraw_function_fault(function_fault)
 
     # -- the customer, the bank and the races they run ---------------------------------------------
+
+    def _stop_staging(self) -> None:
+        self.stack.hooks.pop(self.order_id, None)
+        self.stack.stripe_hooks.pop(self.order_id, None)
 
     def _before_invoke(self, logical_id: str, event: dict[str, Any]) -> None:
         if logical_id == "RegisterTaskTokenFunction":
@@ -180,6 +332,8 @@ def run_schedules(
     deadline: float = 150.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
+    """Run the schedules `concurrency` at a time, then, one at a time, those that move Stripe's clock; the scheduled
+    sweep beside them and once after them all; then what the reconciler must have settled (`judge_money`)."""
     verdicts: list[Verdict] = []
     lock = threading.Lock()
 
@@ -190,6 +344,39 @@ def run_schedules(
             if progress is not None:
                 progress(len(verdicts), len(schedules))
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="schedule") as pool:
-        list(pool.map(one, schedules))
+    together = [s for s in schedules if not s.moves_stripes_clock]
+    with stack.sweeper.running():
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="schedule") as pool:
+            # The longest first (an outage past the parking takes half a minute), so that none starts last.
+            list(pool.map(one, sorted(together, key=lambda s: not outlasts_parking(s.faults))))
+        for schedule in schedules:
+            if schedule.moves_stripes_clock:
+                one(schedule)
+    swept = stack.sweeper.sweep()
+    for verdict in verdicts:
+        judge_money(stack, verdict, swept=swept)
     return sorted(verdicts, key=lambda v: v.order_id)
+
+
+@dataclass
+class SchedulesReport:
+    verdicts: list[Verdict]
+    seconds: float
+    stock_problems: list[str]
+    executions: int
+    sweeps: int
+    sweep_seconds: float
+    sweep_failures: list[str]
+
+
+def run_on_a_stack(
+    schedules: list[Schedule], concurrency: int = 32, progress: Callable[[int, int], None] | None = None
+) -> SchedulesReport:
+    """`run_schedules` on a stack of its own, and the stock checked after them all."""
+    with local_stack(SCHEDULE_PARAMETERS) as stack:
+        stock, started = stack.stock(), time.monotonic()
+        verdicts = run_schedules(stack, schedules, concurrency=concurrency, progress=progress)
+        return SchedulesReport(
+            verdicts, time.monotonic() - started, stock_problems(stack, verdicts, stock), stack.executions_started,
+            stack.sweeper.runs, stack.sweeper.seconds, stack.sweeper.failures,
+        )  # fmt: skip

@@ -1,17 +1,31 @@
-"""Seeded schedules: one order each, what its customer pays with and does, how Stripe delivers its events, its faults.
+"""Schedules: one order each, what its customer pays with and does, how Stripe delivers its events, its faults, a
+second start of the order, a day passing at Stripe.
 
-The tables here (and `faults.STRIPE_FAULTS`, `faults.AWS_FAULTS`) are what a seed draws from, in their order: an entry
-added, removed or reweighted changes the schedules of every seed (see the package docstring).
+The tables here (and `faults.STRIPE_FAULTS`, `faults.AWS_FAULTS`, `faults.OUTAGES`) are what a seed draws from, in
+their order: an entry added, removed or reweighted changes the schedules of every seed (see the package docstring).
+`written_out` adds the same schedules to every seed: a Lambda timeout at every step, outages at every step that
+parks, duplicate starts, key pruning.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from local_runtime import scenarios
-from local_runtime.reliability.faults import AWS_FAULTS, STRIPE_FAULTS, AwsFault, StripeFault
+from local_runtime.reliability.faults import (
+    AWS_FAULTS,
+    BINDING_WRITE,
+    LAMBDA_STEPS,
+    OUTAGES,
+    PARKING_STEPS,
+    STRIPE_FAULTS,
+    UNTIL_THE_END,
+    AwsFault,
+    Fault,
+    StripeFault,
+)
 from local_runtime.reliability.settings import CUSTOMER
 
 
@@ -67,6 +81,18 @@ DELIVERY_WEIGHTS = {  # one for each mode `courier.Plan` knows
     "lost": 8,
     "lossy": 8,
 }
+OUTAGE_RATE = 0.12  # the share of schedules with an outage (one at most: a second could exhaust the parking)
+SECOND_START_WEIGHTS = {  # the same order started again under another name
+    "": 87.5,
+    "concurrent": 6,  # at the same moment as the first
+    "after_end": 6,  # once the first has ended and been reconciled
+    "after_keys_forgotten": 0.5,  # ... and a day later, when Stripe has forgotten the order's idempotency keys
+}
+KEY_PRUNING_WEIGHTS = {  # Stripe's clock moves 25 h, and it forgets every idempotency key
+    "": 396,
+    "while_retrying": 2,  # once a step has failed (the order's outage fails one): before its Retry, or parked
+    "before_rerun": 2,  # after the execution ended; then its steps run again as a redrive would run them
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +109,17 @@ class Schedule:
     stripe_faults: tuple[StripeFault, ...]
     aws_faults: tuple[AwsFault, ...]
     seed: int
+    second_start: str = ""  # a mode of SECOND_START_WEIGHTS
+    key_pruning: str = ""  # a mode of KEY_PRUNING_WEIGHTS
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        return (*self.stripe_faults, *self.aws_faults)
+
+    @property
+    def moves_stripes_clock(self) -> bool:
+        """Stripe's clock is one for every order: such a schedule runs alone."""
+        return bool(self.key_pruning) or self.second_start == "after_keys_forgotten"
 
     def describe(self) -> str:
         parts = [self.payment, f"delivery={self.delivery}"]
@@ -96,11 +133,15 @@ class Schedule:
             parts.append("replayed after the end")
         if PAYMENTS[self.payment].customer in ("3ds_pass", "3ds_fail", "bank_settles"):
             parts.append(f"customer/bank after {self.customer_delay:.1f}s")
-        parts += [f.describe() for f in self.stripe_faults] + [f.describe() for f in self.aws_faults]
+        parts += [f.describe() for f in self.faults]
+        if self.second_start:
+            parts.append(f"started again {self.second_start.replace('_', ' ')}")
+        if self.key_pruning:
+            parts.append(f"keys pruned {self.key_pruning.replace('_', ' ')}")
         return ", ".join(parts)
 
 
-def pick(rng: random.Random, weights: dict[str, int]) -> str:
+def pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
@@ -119,6 +160,12 @@ def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Sc
         delivery = pick(rng, DELIVERY_WEIGHTS)
         stripe_faults = tuple(rng.choice(STRIPE_FAULTS)(rng) for _ in range(rng.choice((0, 0, 0, 1, 1, 2))))
         aws_faults = tuple(rng.choice(AWS_FAULTS)(rng) for _ in range(rng.choice((0, 0, 0, 1, 1, 2))))
+        key_pruning = pick(rng, KEY_PRUNING_WEIGHTS)
+        outage = rng.choice(OUTAGES)(rng) if rng.random() < OUTAGE_RATE or key_pruning == "while_retrying" else None
+        if isinstance(outage, StripeFault):
+            stripe_faults += (outage,)
+        elif outage is not None:
+            aws_faults += (outage,)
         schedules.append(
             Schedule(
                 index=index,
@@ -133,9 +180,111 @@ def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Sc
                 stripe_faults=stripe_faults,
                 aws_faults=aws_faults,
                 seed=rng.getrandbits(32),
+                second_start=pick(rng, SECOND_START_WEIGHTS),
+                key_pruning=key_pruning,
             )
         )
     return schedules
+
+
+# A payment that reaches each Lambda step.
+REACHES = {
+    "AcceptOrder": "card", "CreatePaymentIntent": "card", "WaitForPaymentOutcome": "3ds_pass",
+    "SettleFailedAttempt": "declined", "NotifyRetry": "insufficient_funds", "NotifyFailed": "declined",
+    "ReconcileAfterTimeout": "3ds_abandoned", "NotifyTimedOut": "3ds_abandoned", "FulfilOrder": "card",
+    "RefundPayment": "out_of_stock", "NotifyRefunded": "out_of_stock", "SendReceipt": "card",
+}  # fmt: skip
+
+
+def written(payment: str, **changes: Any) -> Schedule:
+    """A schedule written out by hand: delivered as Stripe emits, no copies, the customer acting after 0.5 s."""
+    plain: dict[str, Any] = {
+        "index": 0, "order_id": "", "delivery": "immediate", "duplicates": 0, "drop_rate": 0.0, "max_delay": 0.0,
+        "replay_after_end": False, "customer_delay": 0.5, "stripe_faults": (), "aws_faults": (), "seed": 7,
+    }  # fmt: skip
+    return Schedule(payment=payment, **{**plain, **changes})
+
+
+def written_out(seed: int, first_index: int, *, prefix: str = "rel") -> list[Schedule]:
+    """The schedules every seed runs, whatever it draws: a Lambda timeout after the work was done at every step
+    that invokes one (within its Retry, and past it), an outage at every step that parks (parking, and past the
+    parking), second starts, and a day passing at Stripe while a step waits to run again, before a redrive and
+    before a second start."""
+    assert set(REACHES) == set(LAMBDA_STEPS)
+    stripe_down = StripeFault("any", 500, should_retry=False, lasts=UNTIL_THE_END)
+    chosen = [
+        written(payment, aws_faults=(AwsFault("lambda", "Invoke", code, 500, times, True, step),))
+        for step, payment in REACHES.items()
+        for code, times in (("Unknown", 1), ("Sandbox.Timedout", 2), ("Unknown", 6))
+    ]
+    chosen += [
+        written(
+            REACHES[step], aws_faults=(AwsFault("lambda", "Invoke", "ServiceException", 500, step=step, lasts=lasts),)
+        )
+        for step in PARKING_STEPS
+        for lasts in (6.0, UNTIL_THE_END)
+    ]
+    chosen += [
+        written(payment, stripe_faults=(StripeFault(request, status, should_retry=False, lasts=6.0),))
+        for request, payment in (
+            ("create", "card"),
+            ("retrieve", "card"),
+            ("retrieve", "declined"),
+            ("cancel", "3ds_abandoned"),
+            ("refund", "out_of_stock"),
+        )
+        for status in (500, 429, 401)
+    ]
+    chosen += [written(payment, stripe_faults=(stripe_down,)) for payment in ("card", "3ds_pass", "sepa", "declined")]
+    # Every webhook lost, and the timeout's reconciliation cannot run: only the reconciler completes the paid order.
+    chosen += [
+        written("card", delivery="lost",
+                stripe_faults=(StripeFault("retrieve", 500, should_retry=False, lasts=UNTIL_THE_END),)),
+        written("sepa", delivery="lost", aws_faults=(
+            AwsFault("lambda", "Invoke", "ServiceException", 500, step="ReconcileAfterTimeout", lasts=UNTIL_THE_END),
+        )),
+        # Stripe charged, but the attempt was never bound to its PaymentIntent: the order's reconciliation cannot
+        # see it, the sweep (over Stripe's events) must.
+        written("card", aws_faults=(
+            AwsFault("dynamodb", "UpdateItem", "ThrottlingException", lasts=UNTIL_THE_END, starts_at=BINDING_WRITE),
+        )),
+    ]  # fmt: skip
+    chosen += [
+        written("card", aws_faults=(AwsFault("dynamodb", action, "ThrottlingException", lasts=lasts),))
+        for action in ("UpdateItem", "TransactWriteItems")
+        for lasts in (15.0, UNTIL_THE_END)
+    ]
+    chosen += [
+        written(payment, second_start=second_start)
+        for second_start in ("concurrent", "after_end", "after_keys_forgotten")
+        for payment in ("card", "declined", "out_of_stock")
+    ]
+    binding_lost = AwsFault("dynamodb", "UpdateItem", "ThrottlingException", lasts=15.0, starts_at=BINDING_WRITE)
+    refund_answer_lost = StripeFault("refund", 500, after_commit=True, should_retry=False, lasts=6.0)
+    chosen += [
+        written("card", aws_faults=(binding_lost,), key_pruning="while_retrying"),
+        written("out_of_stock", stripe_faults=(refund_answer_lost,), key_pruning="while_retrying"),
+        written(
+            "3ds_pass",
+            stripe_faults=(StripeFault("create", 500, should_retry=False, lasts=6.0),),
+            key_pruning="while_retrying",
+        ),
+    ]
+    chosen += [
+        written(payment, key_pruning="before_rerun")
+        for payment in ("card", "declined", "insufficient_funds", "3ds_abandoned", "out_of_stock")
+    ]
+    chosen.append(written("card", stripe_faults=(stripe_down,), key_pruning="before_rerun"))
+    rng = random.Random(seed)
+    return [
+        replace(schedule, index=index, order_id=f"{order_prefix(prefix, seed)}-{index:05d}x", seed=rng.getrandbits(32))
+        for index, schedule in enumerate(chosen, start=first_index)
+    ]
+
+
+def all_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Schedule]:
+    """A seed's `count` drawn schedules, then the written-out ones (numbered after them)."""
+    return generate_schedules(seed, count, prefix=prefix) + written_out(seed, count, prefix=prefix)
 
 
 def order_input(order_id: str, payment: Payment) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from unittest import mock
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from local_runtime.engine import LocalCloud
+from local_runtime.engine import Fault, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.reliability.courier import Courier
+from local_runtime.reliability.reconciler import Sweeper
 from local_runtime.reliability.settings import API_KEY, CUSTOMER, SIGNING_SECRET, STOCK, WEBHOOK_PATH
 from local_runtime.scenarios import LOCAL_TIMING, seed_stack
 from local_runtime.template import ACCOUNT, REGION
@@ -74,10 +75,13 @@ class Stack:
         fake.before_request = self._before_request
         # Every function error, kept: a webhook's 500 is reported with what raised.
         self.function_errors: list[tuple[str, str, dict[str, Any]]] = []  # (function, order id, error)
+        self._function_faults: list[Fault] = []
         invoke = cloud.invoke_function
 
         def invoke_function(name: str, event: Any) -> tuple[Any, dict[str, Any] | None]:
             result, error = invoke(name, event)
+            if error is None and self._function_fault(event) is not None:
+                result, error = None, {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out (injected)"}
             if error is not None:
                 order_id = _order_id_of(event) or _order_id_in_body(event)
                 with self._lock:
@@ -85,6 +89,7 @@ class Stack:
             return result, error
 
         cloud.invoke_function = invoke_function  # type: ignore[method-assign]
+        self.sweeper = Sweeper(cloud.invoke_function)
         # A client that gave up waiting (FakeStripe's own delivery waits 5 s) makes the HTTP API's reply a
         # BrokenPipeError, printed with its traceback; the client has recorded its timeout already.
         if cloud._gateway is not None:
@@ -104,6 +109,26 @@ class Stack:
         with self._lock:
             self.executions_started += 1
         return arn
+
+    def fail_function(self, fault: Fault) -> None:
+        """A function that does its work and then times out (Sandbox.Timedout), for the invocations `fault.match`
+        accepts (their payload as JSON), `fault.times` times."""
+        with self._lock:
+            self._function_faults.append(fault)
+
+    def withdraw_function_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._function_faults = [f for f in self._function_faults if f is not fault]
+
+    def _function_fault(self, event: Any) -> Fault | None:
+        with self._lock:
+            if not self._function_faults:
+                return None
+            body = json.dumps(event)
+            fault = next((f for f in self._function_faults if f.times > 0 and (f.match is None or f.match(body))), None)
+            if fault is not None:
+                fault.times -= 1
+            return fault
 
     def execution(self, arn: str) -> tuple[str, list[dict[str, Any]]]:
         """Status and history of an execution, read from moto's backend in this process: the same events
@@ -209,7 +234,8 @@ class ExecutionWatcher:
 
     @staticmethod
     def statuses() -> dict[str, str]:
-        return {execution.execution_arn: execution.status for execution in _executions()}
+        """Every execution's status; one being started this instant has none yet (it is about to run)."""
+        return {e.execution_arn: e.status for e in _executions() if e.exec_status is not None}
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

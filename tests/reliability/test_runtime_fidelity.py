@@ -2,7 +2,9 @@
 
 import json
 
-from local_runtime.engine import _error, _send_task_success
+from moto.core.routing import get_service_router
+
+from local_runtime.engine import LocalCloud, _error, _send_task_success
 
 
 def test_send_task_success_waits_out_an_execution_that_has_just_started() -> None:
@@ -26,3 +28,12 @@ def test_injected_aws_errors_carry_a_request_id() -> None:
 
     assert (status, json.loads(body)["__type"]) == (500, "ServiceException")
     assert headers["x-amzn-RequestId"]
+
+
+def test_lambda_requests_are_routed_before_any_execution_invokes_a_function() -> None:
+    # moto builds a service's router on its first request, not thread-safely: 32 executions invoking their first
+    # function at once once ended one in States.Runtime ('OperationModel' object has no attribute 'http_trait')
+    get_service_router.cache_clear()
+
+    with LocalCloud(stripe_api_base="http://127.0.0.1:9", stripe_api_key="sk_test_x", webhook_signing_secret="whsec_x"):
+        assert get_service_router("lambda")._routers
