@@ -83,6 +83,8 @@ class Template:
                 return self.resolve(when_true if self.resolve(self.document["Conditions"][condition]) else when_false)
             if key == "Fn::Equals":
                 return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
