@@ -13,6 +13,7 @@ from local_runtime.scenarios import (
     Scenario,
     run_scenario,
     seed_stack,
+    use_destination,
 )
 
 API_KEY = "sk_test_e2e"
@@ -53,6 +54,8 @@ def scenario_outcome(cloud: LocalCloud, stripe: FakeStripe) -> Callable[[Scenari
 
 
 @pytest.fixture(autouse=True)
-def _normal_delivery(stripe: FakeStripe) -> Iterator[None]:
+def _normal_delivery(cloud: LocalCloud, stripe: FakeStripe) -> Iterator[None]:
+    """Every test starts with Stripe delivering by webhook, snapshot events, no chaos."""
     yield
     stripe.set_delivery()
+    use_destination(cloud, stripe, "webhook")
