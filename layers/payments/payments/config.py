@@ -51,7 +51,7 @@ def settings() -> Settings:
         reconciler_function=env("RECONCILER_FUNCTION", ""),
         checkout_page_url=env("CHECKOUT_PAGE_URL", ""),
         state_machine_arn=env("STATE_MACHINE_ARN", ""),
-        capture_method=env("CAPTURE_METHOD", "automatic"),
+        capture_method=env("CAPTURE_METHOD", "manual"),
         reconcile_grace_seconds=60 * _int("RECONCILE_AFTER_MINUTES", 30),
         reconcile_lookback_seconds=_int("RECONCILE_LOOKBACK_SECONDS", 172800),
     )

@@ -33,6 +33,8 @@ EVENT_KINDS = {
     "payment_intent.requires_action": EventKind("requires_action", 1, resumes=False, terminal=False),
     "payment_intent.processing": EventKind("processing", 1, resumes=False, terminal=False),
     "payment_intent.payment_failed": EventKind("payment_failed", 2, resumes=True, terminal=False),
+    # CaptureMethod manual: the card is authorised, nothing is charged until the workflow captures.
+    "payment_intent.amount_capturable_updated": EventKind("requires_capture", 2, resumes=True, terminal=False),
     "payment_intent.succeeded": EventKind("succeeded", 3, resumes=True, terminal=True),
     "payment_intent.canceled": EventKind("canceled", 3, resumes=True, terminal=True),
 }
@@ -137,7 +139,9 @@ def handle_payment_event(
     # Also on a duplicate delivery: the first one may have failed after recording.
     if task_tokens.resume(token, item["outcome"]):
         return WebhookResult.RESUMED
-    if recover is not None and kind.status == "succeeded":
+    # A manual-capture PaymentIntent succeeds when the workflow captures it, after its task was resumed with the
+    # authorisation: there is nothing to recover.
+    if recover is not None and kind.status == "succeeded" and payment_intent.get("capture_method") != "manual":
         recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
 
@@ -148,6 +152,7 @@ STATE_EVENTS = {
     "canceled": "payment_intent.canceled",
     "processing": "payment_intent.processing",
     "requires_action": "payment_intent.requires_action",
+    "requires_capture": "payment_intent.amount_capturable_updated",
 }
 
 
