@@ -151,6 +151,8 @@ class PaymentRecords:
             values[":outcome"] = outcome
         if terminal:
             update += ", terminalEventId = :event"
+        if status == "requires_capture":
+            update += ", authorizedEventId = :event"  # what follows is the workflow's capture, or a release
         condition = (
             "attribute_not_exists(terminalEventId) AND (attribute_not_exists(lastEventCreated)"
             " OR lastEventCreated < :created OR (lastEventCreated = :created AND lastEventRank <= :rank))"
@@ -438,7 +440,7 @@ class OrderRecords:
         (-1 takes, +1 puts back, 0 leaves). False when the order's condition failed because it is fulfilled."""
         order_update = self._status_update(order.order_id, status, now, entries, condition=condition)
         order_update["UpdateExpression"] += f", {assignments}" + (f" REMOVE {remove}" if remove else "")
-        if attempt is not None:
+        if "#attempt" in condition:
             order_update["ExpressionAttributeNames"]["#attempt"] = str(attempt)
         order_update["ExpressionAttributeValues"].update({":pi": payment_intent_id, **(values or {})})
         order_update["TableName"] = self._table

@@ -164,14 +164,15 @@ class StripeGateway:
 
         return _call(search)
 
-    def succeeded_payments(self, since: int) -> list[tuple[PaymentIntentView, int]]:
-        """This deployment's PaymentIntents that succeeded since `since`, each with the time it did, from
-        Stripe's events (kept 30 days: docs.stripe.com/api/events/list)."""
+    def paid_or_authorised(self, since: int) -> list[tuple[PaymentIntentView, int]]:
+        """This deployment's PaymentIntents that succeeded, or were authorised (CaptureMethod manual), since
+        `since`, each as its event had it with the event's time, from Stripe's events (kept 30 days:
+        docs.stripe.com/api/events/list). An authorisation's snapshot may be stale: it may have been captured or
+        released since."""
 
         def listing() -> list[tuple[PaymentIntentView, int]]:
-            events = self._client.v1.events.list(
-                {"type": "payment_intent.succeeded", "created": {"gte": since}, "limit": 100}
-            )
+            types = ["payment_intent.succeeded", "payment_intent.amount_capturable_updated"]
+            events = self._client.v1.events.list({"types": types, "created": {"gte": since}, "limit": 100})
             return [(PaymentIntentView.from_stripe(e.data.object), int(e.created)) for e in events.auto_paging_iter()]
 
         return [(view, at) for view, at in _call(listing) if view.metadata.get("app_id") == self._app_id]
@@ -197,9 +198,11 @@ class StripeGateway:
         )
 
     def capture(self, payment_intent_id: str) -> PaymentIntentView:
-        """Capture the whole authorised amount, once whatever the retries
-        (docs.stripe.com/api/payment_intents/capture)."""
-        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:capture"}
+        """Capture the whole authorised amount (docs.stripe.com/api/payment_intents/capture)."""
+        # Once whatever the retries: Stripe captures only a PaymentIntent in requires_capture, and refuses a second
+        # capture with payment_intent_unexpected_state. A key per call, as for cancel: a key fixed per
+        # PaymentIntent would replay a stored 500 or 400 to every later capture for 24 hours.
+        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:capture:{uuid.uuid4().hex}"}
         return PaymentIntentView.from_stripe(
             _call(lambda: self._client.v1.payment_intents.capture(payment_intent_id, {}, options))
         )

@@ -139,9 +139,10 @@ def handle_payment_event(
     # Also on a duplicate delivery: the first one may have failed after recording.
     if task_tokens.resume(token, item["outcome"]):
         return WebhookResult.RESUMED
-    # A manual-capture PaymentIntent succeeds when the workflow captures it, after its task was resumed with the
-    # authorisation: there is nothing to recover.
-    if recover is not None and kind.status == "succeeded" and payment_intent.get("capture_method") != "manual":
+    # Paid or authorised, and no execution waits for it: only the reconciler can still complete (or refund, or
+    # release) it. Not a capture: the workflow (or the reconciler) captures after its task resumed.
+    captured = kind.status == "succeeded" and item.get("authorizedEventId")
+    if recover is not None and kind.status in ("succeeded", "requires_capture") and not captured:
         recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
 
