@@ -377,7 +377,8 @@ def _late_capture(stripe: FakeStripe, order_id: str, seconds: int) -> Callable[[
             return
         if event.get("paymentIntentId") in {pi["id"] for pi in payment_intents_of(stripe, order_id)}:
             moved.append(True)
-            stripe.clock.advance(seconds)
+            stripe.clock.advance(seconds)  # what lapses in that time lapses now (the fake expires it)
+            stripe.clock.advance(-seconds)  # and back: other orders share this Stripe
 
     return before_invoke
 

@@ -19,5 +19,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = steps.reserve_stock(
         order, event["paymentIntentId"], stripe=stripe_gateway(), orders=order_records(), now=now()
     )
-    logger.info("Stock reserved", extra={"capture_before": result["captureBefore"]})
+    logger.info("Stock reserved", extra={"reserved_now": result["reserved"], "capture_before": result["captureBefore"]})
     return result

@@ -17,7 +17,8 @@ from payments.orders import parse_order
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     payment_intent_id = event["paymentIntentId"]
-    logger.append_keys(payment_intent_id=payment_intent_id, action=event["action"])
+    order_id = event["orderId"] if event["action"] == "capture" else event["order"].get("orderId")
+    logger.append_keys(order_id=order_id, payment_intent_id=payment_intent_id, action=event["action"])
     if event["action"] == "capture":
         result = steps.capture_payment(payment_intent_id, stripe=stripe_gateway(), now=now())
         metrics.add_metric(name="AuthorizationsCaptured", unit=MetricUnit.Count, value=1)

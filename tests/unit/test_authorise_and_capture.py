@@ -95,7 +95,7 @@ def test_reserve_capture_fulfil_takes_the_stock_once_and_the_money_once(fake, ga
 
     reserved = steps.reserve_stock(order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake))
     steps.reserve_stock(order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake))  # a retry
-    assert (reserved, stock(tables)) == ({"captureBefore": T0 + 7 * DAY}, 8)
+    assert (reserved, stock(tables)) == ({"reserved": True, "captureBefore": T0 + 7 * DAY}, 8)
     assert orders.get(order.order_id)["reservationExpiresAt"] == T0 + 7 * DAY
 
     assert steps.capture_payment(payment_intent_id, stripe=gateway, now=now(fake)) == {"status": "succeeded"}

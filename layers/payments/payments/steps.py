@@ -165,8 +165,8 @@ def reserve_stock(
         or not (attempt.isascii() and attempt.isdigit())
     ):
         raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
-    orders.reserve(order, int(attempt), payment_intent_id, payment_intent.capture_before, now)
-    return {"captureBefore": payment_intent.capture_before}
+    reserved = orders.reserve(order, int(attempt), payment_intent_id, payment_intent.capture_before, now)
+    return {"reserved": reserved, "captureBefore": payment_intent.capture_before}
 
 
 def capture_payment(payment_intent_id: str, *, stripe: StripeGateway, now: datetime) -> dict[str, Any]:
