@@ -21,7 +21,9 @@ def _no_faults_left(cloud):
     cloud.aws.clear_faults()
 
 
-def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(cloud, stripe, capture_method, monkeypatch) -> None:
+def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(
+    cloud, stripe, capture_method, monkeypatch
+) -> None:
     # botocore's backoff between those attempts (random, up to 3 s) would race the 3 s payment timeout
     monkeypatch.setattr("botocore.endpoint.time", types.SimpleNamespace(sleep=lambda seconds: None))
     # Given the outcome webhook arrives after the token is stored, and SendTaskSuccess is

@@ -80,7 +80,9 @@ def test_two_executions_started_at_once_for_one_order_charge_once(cloud, stripe)
 
 
 @pytest.mark.parametrize(
-    ("capture_method", "stock_step"), [("manual", "ReserveStock"), ("automatic", "FulfilOrder")], indirect=["capture_method"]
+    ("capture_method", "stock_step"),
+    [("manual", "ReserveStock"), ("automatic", "FulfilOrder")],
+    indirect=["capture_method"],
 )
 def test_a_short_outage_during_fulfilment_refunds_nothing(cloud, stripe, stock_step: str) -> None:
     # Given a paid (or authorised) order whose stock transaction conflicts (a hot SKU in a flash sale) more often
