@@ -491,6 +491,6 @@ def test_an_authorisation_resumes_the_execution_and_its_capture_starts_no_reconc
     assert deliver("payment_intent.amount_capturable_updated", CREATED) is WebhookResult.RESUMED
     assert [outcome["status"] for _, outcome in sfn.resumed] == ["requires_capture"]
     assert deliver("payment_intent.succeeded", CREATED + 5) is WebhookResult.TOKEN_SPENT
-    assert (len(sfn.resumed), started) == (1, [])
+    assert (len(sfn.calls), started) == (1, [])  # not even a SendTaskSuccess on the spent token
     # An authorisation delivered late, after its capture, changes nothing
     assert deliver("payment_intent.amount_capturable_updated", CREATED + 1) is WebhookResult.DUPLICATE

@@ -136,13 +136,15 @@ def handle_payment_event(
     token = item.get("taskToken")
     if not token:
         return WebhookResult.RECORDED
+    if item.get("authorizedEventId") and kind.status != "requires_capture":
+        # The task resumed with the authorisation (or timed out): what follows is the workflow's own capture or
+        # release, and nothing waits for it.
+        return WebhookResult.TOKEN_SPENT
     # Also on a duplicate delivery: the first one may have failed after recording.
     if task_tokens.resume(token, item["outcome"]):
         return WebhookResult.RESUMED
-    # Paid or authorised, and no execution waits for it: only the reconciler can still complete (or refund, or
-    # release) it. Not a capture: the workflow (or the reconciler) captures after its task resumed.
-    captured = kind.status == "succeeded" and item.get("authorizedEventId")
-    if recover is not None and kind.status in ("succeeded", "requires_capture") and not captured:
+    # Paid or authorised, and no execution waits for it: only the reconciler can still complete it.
+    if recover is not None and kind.status in ("succeeded", "requires_capture"):
         recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
 
