@@ -20,7 +20,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     order_id = event["orderId"] if event["action"] == "capture" else event["order"].get("orderId")
     logger.append_keys(order_id=order_id, payment_intent_id=payment_intent_id, action=event["action"])
     if event["action"] == "capture":
-        result = steps.capture_payment(payment_intent_id, stripe=stripe_gateway(), now=now())
+        result = steps.capture_payment(
+            payment_intent_id, event.get("captureBefore"), stripe=stripe_gateway(), now=now()
+        )
         metrics.add_metric(name="AuthorizationsCaptured", unit=MetricUnit.Count, value=1)
     else:
         order = parse_order(event["order"])

@@ -111,8 +111,8 @@ class Reconciler:
         attempt = int(payment_intent.metadata.get("attempt") or 1)
         if payment_intent.status == "requires_capture":
             try:
-                reserve_stock(order, payment_intent.id, stripe=self.stripe, orders=self.orders, now=now)
-                capture_payment(payment_intent.id, stripe=self.stripe, now=now)
+                reserved = reserve_stock(order, payment_intent.id, stripe=self.stripe, orders=self.orders, now=now)
+                capture_payment(payment_intent.id, reserved["captureBefore"], stripe=self.stripe, now=now)
             except (OutOfStock, AuthorizationExpired) as ended:
                 error = {"Error": type(ended).__name__, "Cause": json.dumps({"errorMessage": str(ended)})}
                 released = release_authorization(

@@ -169,21 +169,22 @@ def reserve_stock(
     return {"reserved": reserved, "captureBefore": payment_intent.capture_before}
 
 
-def capture_payment(payment_intent_id: str, *, stripe: StripeGateway, now: datetime) -> dict[str, Any]:
+def capture_payment(
+    payment_intent_id: str, capture_before: int | None, *, stripe: StripeGateway, now: datetime
+) -> dict[str, Any]:
     """Take the authorised money now that the stock is held, never after the authorisation's deadline: past
-    `capture_before` less a margin it is released instead, and AuthorizationExpired says so (as for one that
-    expired: docs.stripe.com/payments/place-a-hold-on-a-payment-method)."""
-    payment_intent = stripe.authorization(payment_intent_id)
-    if payment_intent.status == "requires_capture":
-        deadline = payment_intent.capture_before
-        if deadline is not None and now.timestamp() >= deadline - CAPTURE_MARGIN_SECONDS:
-            with suppress(PaymentRequestRejected):
-                stripe.cancel(payment_intent_id, "abandoned")
+    `capture_before` (as ReserveStock read it from Stripe) less a margin it is released instead, and
+    AuthorizationExpired says so (as for one that expired: docs.stripe.com/payments/place-a-hold-on-a-payment-method).
+    One Stripe request when all is well: Stripe refuses to capture a PaymentIntent that is not requires_capture
+    (docs.stripe.com/api/payment_intents/capture), and only then is it read, to learn why."""
+    too_late = capture_before is not None and now.timestamp() >= capture_before - CAPTURE_MARGIN_SECONDS
+    try:
+        if too_late:
+            stripe.cancel(payment_intent_id, "abandoned")
             raise AuthorizationExpired(f"the authorisation of {payment_intent_id} would lapse: released, not charged")
-        try:
-            payment_intent = stripe.capture(payment_intent_id)
-        except PaymentRequestRejected:
-            payment_intent = stripe.authorization(payment_intent_id)  # it lapsed meanwhile, or was captured
+        payment_intent = stripe.capture(payment_intent_id)
+    except PaymentRequestRejected:
+        payment_intent = stripe.authorization(payment_intent_id)  # captured already, or it lapsed meanwhile
     if payment_intent.status == "canceled":
         why = payment_intent.cancellation_reason or "canceled"
         raise AuthorizationExpired(f"the authorisation of {payment_intent_id} ended ({why}): not charged")
