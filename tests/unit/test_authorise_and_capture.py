@@ -104,7 +104,7 @@ def test_reserve_capture_fulfil_takes_the_stock_once_and_the_money_once(fake, ga
 
     before = len(fake.requests)
     assert steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake)) == {"status": "succeeded"}
-    assert len(fake.requests) - before == 1  # the capture alone: Stripe's rate limit is the deployment's (BENCHMARKS.md)
+    assert len(fake.requests) - before == 1  # the capture alone: no read first
     assert steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake)) == {"status": "succeeded"}
     assert fake.payment_intents[payment_intent_id]["amount_received"] == 2500
     assert captures(fake, payment_intent_id) == 1  # Stripe refused the retry's capture; the read said it is captured
