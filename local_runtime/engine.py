@@ -191,12 +191,7 @@ class LocalCloud:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
             template.physical[logical_id] = name
         if self.quotas is not None:
-            hash_keys = {
-                template.physical[logical_id]: next(k["AttributeName"] for k in table["Properties"]["KeySchema"]
-                                                    if k["KeyType"] == "HASH")
-                for logical_id, table in template.of_type("AWS::DynamoDB::Table").items()
-            }  # fmt: skip
-            self.aws.throttle = Throttle(self.quotas, hash_keys)
+            self.aws.throttle = Throttle(self.quotas, self.partition_keys())
         for logical_id in template.of_type("AWS::SecretsManager::Secret"):
             secret = boto3.client("secretsmanager").create_secret(
                 Name=template.physical_name(logical_id), SecretString=json.dumps(self._credentials)
@@ -235,6 +230,16 @@ class LocalCloud:
         self._start_gateway()
         self._event_source_mappings = EventSourceMappings(template, self.invoke_function)
         self._event_source_mappings.start()
+
+    def partition_keys(self) -> dict[str, str]:
+        """Each deployed table's name -> its partition (hash) key attribute, from the template."""
+        return {
+            self.template.physical[logical_id]: next(
+                k["AttributeName"] for k in table["Properties"]["KeySchema"] if k["KeyType"] == "HASH"
+            )
+            for logical_id, table in self.template.of_type("AWS::DynamoDB::Table").items()
+            if logical_id in self.template.physical
+        }
 
     def wait_for_event_queues(self, timeout: float = 10.0) -> None:
         """Until every queue's messages have been read and handled (or the timeout passes)."""
