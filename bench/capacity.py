@@ -6,12 +6,15 @@ DynamoDB write units by item, webhook deliveries); the quotas from local_runtime
 defaults, each with its page) and `RAISED` below. The same `sustained_rate`, fed the local runtime's
 scaled quotas (`Quotas.scaled(s).model_limits()`), predicts what the local stack sustains with them on.
 
-    python -m bench.capacity        # measures the paths (about a minute) and rewrites only this section
+    python -m bench.capacity                 # measures the paths (about a minute), rewrites only this section
+    python -m bench.capacity --local-check   # then card payments on the local stack with the quotas on, per
+                                             # capture method: the measured rate against the model's
 """
 
 import argparse
 import math
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +234,10 @@ def line(paths: Mapping[str, Mapping[str, PathCounts]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--local-check", action="store_true", help="also run payments with the local quotas on")
+    parser.add_argument("--scale", type=float, default=LOCAL_SCALE, help="the local quotas' scale (--local-check)")
+    parser.add_argument("--payments", type=int, default=60, help="card payments per capture method (--local-check)")
+    parser.add_argument("--window", type=int, default=12, help="payments in flight at most (--local-check)")
     args = parser.parse_args(argv)
 
     from bench import payments, report
@@ -242,8 +249,27 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"payment paths on the local stack, CaptureMethod={method}")
         with local_stack(CaptureMethod=method) as stack:
             paths[method] = payments.measure_paths(stack, progress)
-    report.write(args.output, render(paths, "python -m bench.capacity"), BEGIN, END)
+    command = "python -m bench.capacity" + (" " + " ".join(argv) if argv else "")
+    report.write(args.output, render(paths, command), BEGIN, END)
     print(line(paths), flush=True)
+    if args.local_check:
+        quotas = Quotas.scaled(args.scale)
+        for method in CAPTURE_METHODS:
+            predicted, binding = sustained_rate(usage(paths[method]["success"]), quotas.model_limits())
+            progress(f"{args.payments} card payments, CaptureMethod={method}, quotas at {args.scale:g}, "
+                     f"{args.window} in flight; the model predicts {predicted:.2f}/s ({binding})")  # fmt: skip
+            with local_stack(quotas=quotas, CaptureMethod=method, PaymentTimeoutSeconds="600") as stack:
+                payments.warm_up(stack)
+                time.sleep(3)  # the buckets the warm-up drew on fill up again
+                run = payments.throughput(stack, args.payments, args.window, deadline=600, drain=120)
+                refused = sum(1 for r in stack.stripe.requests if r.status == 429)
+                throttled = sum(stack.cloud.aws.throttled.values())
+            print(
+                f"local-check: capture={method} scale={args.scale:g} predicted={predicted:.2f} "
+                f"measured={run.per_second:.2f} finished={run.finished}/{run.target} succeeded={run.succeeded} "
+                f"stripe_429={refused} aws_throttled={throttled}",
+                flush=True,
+            )
     return 0
 
 
