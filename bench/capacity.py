@@ -169,6 +169,15 @@ def render(paths: Mapping[str, Mapping[str, PathCounts]], command: str = "make b
                 cells.append(f"**{_rate(rate)}**/s: {describe(binding, quota_set.limits)}{then}")
         out.append(f"| {path} | " + " | ".join(cells) + " |")
 
+    out += ["", "The AWS side alone (Stripe's limits left out), success path:", ""]
+    for method in CAPTURE_METHODS:
+        aws_only = {k: v for k, v in usage(paths[method]["success"]).items() if not k.startswith("stripe.")}
+        rates = [(q.name, *sustained_rate(aws_only, q.limits)) for q in sets]
+        out.append(f"- {method} capture: " + "; ".join(
+            f"{name} quotas **{_rate(rate)}**/s, bound by {describe(binding, limits)}"
+            for (name, rate, binding), limits in zip(rates, (q.limits for q in sets), strict=True)
+        ) + ".")  # fmt: skip
+
     success = {method: usage(paths[method]["success"]) for method in CAPTURE_METHODS}
     out += [
         "",
