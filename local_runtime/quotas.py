@@ -123,8 +123,8 @@ class Quotas:
     scale: float = 1.0
     stripe_per_second: float = DOCUMENTED["stripe.global"].rate
     stripe_endpoint_per_second: float = DOCUMENTED["stripe.endpoint"].rate
-    start_execution: tuple[float, float] = (DOCUMENTED["sfn.StartExecution"].rate, 1300)  # refill/s, bucket
-    send_task_success: tuple[float, float] = (DOCUMENTED["sfn.SendTaskSuccess"].rate, 3000)
+    start_execution: tuple[float, float] = (DOCUMENTED["sfn.StartExecution"].rate, 1300)  # refill/s, bucket size
+    send_task_success: tuple[float, float] = (DOCUMENTED["sfn.SendTaskSuccess"].rate, 3000)  # as DOCUMENTED has them
     partition_write_units: float = DOCUMENTED["dynamodb.partition_writes"].rate  # per second; bucket: one second's
 
     @classmethod
