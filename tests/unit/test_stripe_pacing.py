@@ -77,19 +77,22 @@ def test_a_seconds_worth_goes_at_once_then_one_request_per_interval(dynamodb, ta
     assert clock.slept == [0.1, 0.1]
 
 
-def test_a_request_costs_one_write_when_the_bucket_has_tokens_to_spare_two_when_it_is_busy(
+def test_a_request_costs_one_write_and_a_second_only_when_the_bucket_changed_since_its_function_looked(
     dynamodb, tables, clock
 ) -> None:
-    counting = CountingWrites(dynamodb)
+    counting, elsewhere = CountingWrites(dynamodb), CountingWrites(dynamodb)
     budget = budget_of(counting, 10, clock)  # type: ignore[arg-type]
+    other = budget_of(elsewhere, 10, clock)  # type: ignore[arg-type]
 
     budget.take(max_wait=3)  # the happy path: no burst
     clock.now += 1
     budget.take(max_wait=3)
-    assert counting.writes == 2
+    budget.take(max_wait=3)  # a second request within the same 1/10 s: busy, as this function saw
+    assert counting.writes == 3
 
-    budget.take(max_wait=3)  # a second request within the same 1/10 s
-    assert counting.writes == 4
+    other.take(max_wait=3)  # another function, which last saw the bucket idle: it learns it is busy
+    other.take(max_wait=3)
+    assert elsewhere.writes == 3
 
 
 def test_a_slot_further_off_than_the_caller_may_wait_is_not_booked(dynamodb, tables, clock) -> None:

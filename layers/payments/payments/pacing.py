@@ -8,10 +8,10 @@ asks: a burst of payments then waits for its turn instead of earning 429s and re
 The bucket is one item holding a theoretical arrival time, `tat` (the generic cell rate algorithm: a token bucket
 written as one number). It holds a second's worth of tokens (`burst`) and earns `rate` a second: a request at t
 takes the slot max(tat, t), moves tat on by 1/rate, and may go once slot - (burst - 1)/rate <= t. Each request
-books its own slot with one conditional UpdateItem when the bucket has tokens to spare, two when it is busy, and
-then sleeps until its slot: no polling, and no two callers are given the same slot, so no jitter is needed here. A
-slot further off than the caller may wait is not booked; the caller gets StripeUnavailable, and the state
-machine's Retry (backoff with full jitter) or the webhook's sender tries again later.
+books its own slot with one conditional UpdateItem (a second one only when the bucket turned from idle to busy, or
+back, since the function last looked), then sleeps until its slot: no polling, and no two callers are given the
+same slot, so no jitter is needed here. A slot further off than the caller may wait is not booked; the caller gets
+StripeUnavailable, and the state machine's Retry (backoff with full jitter) or the webhook's sender tries again.
 
 Times are the functions' clocks in microseconds (Lambda hosts keep time with the Amazon Time Sync Service; a skew
 of a millisecond moves a slot by as much). The bucket fails open: if DynamoDB cannot be asked, the request goes
@@ -31,6 +31,7 @@ from payments.observability import logger
 
 MICROS = 1_000_000
 KEY = {"bucket": "stripe"}
+MISSED = -1  # a booking write whose condition did not fit the bucket: the other one does
 
 
 class StripeBudget:
@@ -45,6 +46,7 @@ class StripeBudget:
         self._interval = max(1, round(MICROS / requests_per_second))  # µs between two tokens
         self._tolerance = (max(1, int(requests_per_second)) - 1) * self._interval  # a second's worth, less one
         self._clock, self._sleep = clock, sleep
+        self._last_seen = 0  # the bucket's tat as this function last saw it: which write to try first
 
     def take(self, max_wait: float) -> None:
         """Take a token, waiting up to `max_wait` seconds for one. StripeUnavailable when none is due by then."""
@@ -73,29 +75,47 @@ class StripeBudget:
             logger.warning("Could not pause the Stripe request budget", extra={"error": str(error)})
 
     def _book(self, now: int, latest: int) -> int | None:
-        """The slot booked for this request, or None when the first free one is later than `latest`."""
-        try:  # tokens to spare (the usual case): take one, counting from now
+        """The slot booked for this request, or None when the first free one is later than `latest`. The write that
+        fits the bucket as this function last saw it goes first, so each regime costs one write; a second write only
+        when the bucket changed regime since."""
+        attempts = (self._book_busy, self._book_idle) if self._last_seen > now else (self._book_idle, self._book_busy)
+        for attempt in attempts:
+            slot = attempt(now, latest)
+            if slot != MISSED:
+                return slot
+        return None
+
+    def _book_idle(self, now: int, latest: int) -> int | None:
+        """Tokens to spare: take one, counting from now."""
+        try:
             self._update(
                 "SET tat = :next", "attribute_not_exists(tat) OR tat <= :now",
                 {":next": now + self._interval, ":now": now}, ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )  # fmt: skip
-            return now
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise
-            held = int(error.response.get("Item", {}).get("tat", {}).get("N", now))
-        if held > latest:
-            return None  # too far off: book nothing, which would only push every later request back
-        try:  # busy: take the next slot, unless others took every slot up to `latest` meanwhile
+            return self._missed(error, latest)
+        self._last_seen = now + self._interval
+        return now
+
+    def _book_busy(self, now: int, latest: int) -> int | None:
+        """Busy: take the next slot, unless it is later than `latest` (booking it would only push others back)."""
+        try:
             booked = self._update(
-                "SET tat = tat + :interval", "tat <= :latest", {":interval": self._interval, ":latest": latest},
-                ReturnValues="UPDATED_NEW",
+                "SET tat = tat + :interval", "tat > :now AND tat <= :latest",
+                {":interval": self._interval, ":now": now, ":latest": latest},
+                ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )  # fmt: skip
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return None
-        return int(booked["Attributes"]["tat"]) - self._interval
+            return self._missed(error, latest)
+        self._last_seen = int(booked["Attributes"]["tat"])
+        return self._last_seen - self._interval
+
+    def _missed(self, error: ClientError, latest: int) -> int | None:
+        """After a write whose condition failed: MISSED (the other write fits), or None (no slot by `latest`)."""
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise error
+        self._last_seen = int(error.response.get("Item", {}).get("tat", {}).get("N", 0))
+        return None if self._last_seen > latest else MISSED
 
     def _update(self, expression: str, condition: str, values: dict[str, int], **options: str) -> Any:
         return self._dynamodb.update_item(
