@@ -38,6 +38,7 @@ ALREADY_REFUNDED = "already_refunded"
 MAX_WAIT_SECONDS = 3.0
 # Full-jitter backoff between 429 retries: a random wait up to min(cap, base * 2 ** retry)
 # (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
+SWEEP_MAX_WAIT_SECONDS = 60.0  # the reconciler's list of the last two days' events, page by page
 LOCK_TIMEOUT_BACKOFF = (0.1, 1.0)  # another request holds the object: it is usually done within a moment
 RATE_LIMIT_BACKOFF = (0.5, 2.0)  # the account is over its limit: a second's worth of tokens refills in a second
 RATE_LIMIT_PAUSE_SECONDS = 1.0  # how long a rate_limit 429 empties the shared budget for
@@ -200,7 +201,9 @@ class StripeGateway:
             events = self._client.v1.events.list({"types": types, "created": {"gte": since}, "limit": 100})
             return [(PaymentIntentView.from_stripe(e.data.object), int(e.created)) for e in events.auto_paging_iter()]
 
-        return [(view, at) for view, at in self._call(listing) if view.metadata.get("app_id") == self._app_id]
+        # Many pages, each taking its token: the reconciler (a 300 s timeout) may wait longer than a payment's step.
+        listed = self._call(listing, max_wait_seconds=SWEEP_MAX_WAIT_SECONDS)
+        return [(view, at) for view, at in listed if view.metadata.get("app_id") == self._app_id]
 
     def payment_intent_data(self, payment_intent_id: str) -> dict[str, Any] | None:
         """The PaymentIntent as Stripe's JSON has it (what a snapshot event carries); None when Stripe has none
@@ -278,13 +281,14 @@ class StripeGateway:
                 raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
             return PaymentIntentView.from_stripe(payment_intent)
 
-    def _call[T](self, request: Callable[[], T]) -> T:
-        """Run one Stripe request, retrying its 429s for up to max_wait_seconds (tokens waited for included).
+    def _call[T](self, request: Callable[[], T], max_wait_seconds: float | None = None) -> T:
+        """Run one Stripe request (a list: its pages), retrying its 429s and waiting for its tokens for up to
+        `max_wait_seconds` in all (the gateway's, by default), then StripeUnavailable.
 
         A retry repeats the request with its idempotency key: Stripe saves no result for a request that conflicted
         with another one or never began executing (docs.stripe.com/api/idempotent_requests), so the retry is the
         request's first run, never a second charge."""
-        deadline = time.monotonic() + self._max_wait_seconds
+        deadline = time.monotonic() + (max_wait_seconds or self._max_wait_seconds)
         bound = _deadline.set(deadline)
         retry = 0
         try:
