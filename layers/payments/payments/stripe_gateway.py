@@ -36,9 +36,9 @@ ALREADY_REFUNDED = "already_refunded"
 # StripeUnavailable (the state machine's Retry then waits longer, with full jitter). Far under every function's
 # timeout (the webhook's is 10 s), so that giving up is an answer the caller handles, never a Lambda timeout.
 MAX_WAIT_SECONDS = 3.0
+SWEEP_MAX_WAIT_SECONDS = 60.0  # the reconciler's list of the last two days' events, page by page
 # Full-jitter backoff between 429 retries: a random wait up to min(cap, base * 2 ** retry)
 # (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
-SWEEP_MAX_WAIT_SECONDS = 60.0  # the reconciler's list of the last two days' events, page by page
 LOCK_TIMEOUT_BACKOFF = (0.1, 1.0)  # another request holds the object: it is usually done within a moment
 RATE_LIMIT_BACKOFF = (0.5, 2.0)  # the account is over its limit: a second's worth of tokens refills in a second
 RATE_LIMIT_PAUSE_SECONDS = 1.0  # how long a rate_limit 429 empties the shared budget for
