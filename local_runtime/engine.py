@@ -7,6 +7,7 @@ requests into payload-2.0 events.
 """
 
 import base64
+import contextlib
 import copy
 import functools
 import importlib.util
@@ -23,7 +24,7 @@ import types
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
@@ -253,6 +254,23 @@ class LocalCloud:
         if answer.get("FailedEntryCount"):
             raise RuntimeError(f"EventBridge refused the event: {answer['Entries']}")
 
+    @contextlib.contextmanager
+    def parameters_overridden(self, **parameters: str) -> Iterator[None]:
+        """The functions as `sam deploy --parameter-overrides` would leave them: each reads the new values from its
+        environment at its next cold start. The rest of the stack (the state machine's definition, the queues) keeps
+        what it was deployed with."""
+        saved = dict(self.template.parameters)
+        self.template.parameters.update(parameters)
+        environment = {k: v for spec in self.template.functions().values() for k, v in spec.environment.items()}
+        try:
+            with mock.patch.dict(os.environ, environment):
+                self._reset_function_caches()
+                yield
+        finally:
+            self.template.parameters.clear()
+            self.template.parameters.update(saved)
+            self._reset_function_caches()
+
     @staticmethod
     def _reset_function_caches() -> None:
         from aws_lambda_powertools.utilities import parameters
@@ -261,7 +279,8 @@ class LocalCloud:
 
         config.settings.cache_clear()
         for cached in (adapters._dynamodb, adapters.payment_records, adapters.order_records, adapters.task_tokens,
-                       adapters.mailer, adapters._stripe_gateway):  # fmt: skip
+                       adapters.mailer, adapters._stripe_gateway, adapters.stripe_budget, adapters.admission_queue,
+                       adapters.executions, adapters.recovery):  # fmt: skip
             cached.cache_clear()
         parameters.clear_caches()
 

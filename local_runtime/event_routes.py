@@ -5,7 +5,9 @@ its ARN's last segment, which for a partner bus, aws.partner/stripe.com/ed_..., 
 moto delivers a rule's matching events to an SQS target and moves a message to the dead-letter queue after
 `maxReceiveCount` receives; the event source mapping is a thread here, as Lambda's poller is in AWS: it
 receives up to BatchSize messages, invokes the function with the SQS event, deletes what succeeded and leaves
-a reported failure (ReportBatchItemFailures) to come again after the visibility timeout.
+a reported failure (ReportBatchItemFailures) to come again after the visibility timeout. A mapping with
+`ScalingConfig.MaximumConcurrency` gets that many pollers, each invoking one batch at a time, as Lambda invokes
+at most that many at once (docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html); one without gets one.
 """
 
 import json
@@ -86,9 +88,11 @@ class EventSourceMappings:
         for props in self._mappings:
             queue_name = props["EventSourceArn"].rsplit(":", 1)[-1]
             url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-            thread = threading.Thread(target=self._poll, args=(url, props), name=f"sqs-{queue_name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+            for poller in range(int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))):
+                name = f"sqs-{queue_name}-{poller}"
+                thread = threading.Thread(target=self._poll, args=(url, props), name=name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
     def wait_until_idle(self, timeout: float) -> None:
         sqs, deadline = boto3.client("sqs"), time.monotonic() + timeout

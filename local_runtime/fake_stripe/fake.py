@@ -229,6 +229,11 @@ class FakeStripe:
         fault = Fault(method.upper(), path_prefix, status, times, after_commit, reset_connection, should_retry, match)
         return self._faults.add(fault)
 
+    def limit_rate(self, requests_per_second: float | None) -> None:
+        """Turn Stripe's rate limiter on from the next request, as `rate_limit_per_second` does from the start, with a
+        full bucket; None turns it off."""
+        self._rate_limiter = RateLimiter(requests_per_second, self.clock) if requests_per_second else None
+
     # ----------------------------------------------------------------- requests
     def _answer(self, h: Handler) -> None:
         url = urlsplit(h.path)
