@@ -93,12 +93,14 @@ def outlasts_parking(faults: tuple[Fault, ...]) -> bool:
 LAMBDA_STEPS: dict[str, tuple[set[str], dict[str, Any]]] = {
     "AcceptOrder": ({"order", "executionId", "executionStartedAt"}, {}),
     "CreatePaymentIntent": ({"order", "attempt", "executionId"}, {}),
-    "WaitForPaymentOutcome": ({"taskToken", "paymentIntentId", "orderId", "attempt"}, {}),
+    "WaitForPaymentOutcome": ({"taskToken", "paymentIntentId", "orderId", "attempt", "consumedEventId"}, {}),
     "SettleFailedAttempt": ({"paymentIntentId", "orderId", "reason"}, {"reason": "failed"}),
     "ReconcileAfterTimeout": ({"paymentIntentId", "orderId", "reason"}, {"reason": "timeout"}),
-    "FulfilOrder": ({"order", "paymentIntentId"}, {}),
+    "FulfilOrder": ({"order", "paymentIntentId", "authorization"}, {}),
     "RefundPayment": ({"order", "paymentIntentId", "error"}, {}),
-    "NotifyRetry": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": True}),
+    "NotifyRetry": (
+        {"kind", "order", "attempt", "willRetry", "reason", "offSession", "retryable"}, {"willRetry": True}
+    ),
     "NotifyFailed": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": False}),
     "NotifyTimedOut": ({"kind", "order", "attempt", "reason"}, {"kind": "timed_out"}),
     "NotifyRefunded": ({"kind", "order", "attempt", "reason"}, {"kind": "refunded"}),

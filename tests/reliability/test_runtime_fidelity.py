@@ -5,6 +5,8 @@ import json
 from moto.core.routing import get_service_router
 
 from local_runtime.engine import LocalCloud, _error, _send_task_success
+from local_runtime.reliability.faults import LAMBDA_STEPS, lambda_step_of
+from local_runtime.template import ROOT
 
 
 def test_send_task_success_waits_out_an_execution_that_has_just_started() -> None:
@@ -37,3 +39,15 @@ def test_lambda_requests_are_routed_before_any_execution_invokes_a_function() ->
 
     with LocalCloud(stripe_api_base="http://127.0.0.1:9", stripe_api_key="sk_test_x", webhook_signing_secret="whsec_x"):
         assert get_service_router("lambda")._routers
+
+
+def test_every_step_a_fault_can_aim_at_is_told_by_the_payload_its_task_state_sends() -> None:
+    # A fault aimed at a step fires only on invocations whose payload has exactly that step's keys: an entry
+    # that no longer matches the ASL's Payload would silently never fire, and its schedule would prove nothing.
+    definition = json.loads((ROOT / "statemachine" / "payment_workflow.asl.json").read_text())
+    for step, (keys, values) in LAMBDA_STEPS.items():
+        payload = definition["States"][step]["Parameters"]["Payload"]
+        assert {key.removesuffix(".$") for key in payload} == keys, step
+        assert all(payload.get(key) == value for key, value in values.items()), step
+        sent = {key.removesuffix(".$"): value for key, value in payload.items()}
+        assert lambda_step_of(sent) == step
