@@ -12,10 +12,11 @@ but `--short` orders, so exactly that many must end `OutOfStock` and the rest `P
 
 Definitions (the bench line's fields):
 - peak_offered_per_s: orders POSTed over the offering window: (orders - 1) / (last POST - first POST).
-- peak_completed_per_s: the sustained completion rate, over the middle 80 % of completions (from the 10th to the 90th
-  percentile end time): the model predicts a saturated bottleneck's rate, which the start (the buckets' first second's
-  worth, the first payments' own latency) and the tail (the last payments in their Retry backoff while the budget
-  idles) are not.
+- peak_completed_per_s: payments that ended in their correct final state over the busy period, from the first POST to
+  the last completion. The backlog lasts until the end, so the binding quota is busy throughout: this is its rate
+  divided by what one payment uses of it, what the model predicts. Not the middle of the completions: a burst's
+  payments all make their first Stripe request (the create) early and their last late, so completions in the middle
+  of the run spend requests made before it (1.14/s there against 0.98/s over the busy period, in one run).
 - failed_by_throttle: orders a throttle kept from their correct final state: a POST answered 5xx or not at all, and
   executions that ended elsewhere (NeedsAttention, a Fail, timed out) with a throttling error in their history.
 - max_wait_s: the longest an order waited for its outcome, from its POST to its execution's end (queue, Stripe budget,
@@ -80,7 +81,7 @@ class Verdict:
     offered: int
     offered_per_s: float
     completed: int  # ended in their correct final state
-    completed_per_s: float
+    completed_per_s: float  # over the busy period (busy_period_rate)
     failed_by_throttle: int
     max_wait_s: float
     max_start_wait_s: float
@@ -88,6 +89,7 @@ class Verdict:
     parked: int
     final_states: Counter[str]
     wrong: list[str] = field(default_factory=list)  # what is not as it must be, one line each
+    middle_per_s: float = 0.0  # completions a second over their middle 80 % (sustained_completion_rate), for contrast
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,12 @@ class Verdict:
 def offered_rate(posted: Iterable[float]) -> float:
     times = sorted(posted)
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+
+def busy_period_rate(posted: Iterable[float], ended: Iterable[float]) -> float:
+    """Completions a second from the first order offered to the last completion."""
+    ends, first = list(ended), min(posted, default=0.0)
+    return len(ends) / (max(ends) - first) if ends and max(ends) > first else 0.0
 
 
 def middle_window(ended: Iterable[float], middle: float = 0.8) -> tuple[float, float, int]:
@@ -144,7 +152,8 @@ def judge(orders: list[Order], stock: Mapping[str, int], left: Mapping[str, int]
         offered=len(orders),
         offered_per_s=offered_rate(o.posted_at for o in orders),
         completed=len(completed),
-        completed_per_s=sustained_completion_rate(o.ended_at for o in completed if o.ended_at is not None),
+        completed_per_s=busy_period_rate((o.posted_at for o in orders), (o.ended_at for o in completed if o.ended_at)),
+        middle_per_s=sustained_completion_rate(o.ended_at for o in completed if o.ended_at is not None),
         failed_by_throttle=len(failed),
         max_wait_s=max(waits, default=0.0),
         max_start_wait_s=max(start_waits, default=0.0),
@@ -374,8 +383,10 @@ def render(run: PeakRun) -> str:
         f"| offered | **{v.offered_per_s:.2f}**/s ({v.offered / run.predicted_per_s / run.window_s:.1f} x the model) |",
         f"| model's sustained rate for this mix | **{run.predicted_per_s:.2f}**/s, bound by "
         f"{capacity.describe(run.binding, Quotas.scaled(run.scale).model_limits())}/s |",
-        f"| completed, sustained (middle 80 % of completions) | **{v.completed_per_s:.2f}**/s: ratio "
+        f"| completed over the busy period (first POST to last completion) | **{v.completed_per_s:.2f}**/s: ratio "
         f"**{run.ratio:.2f}**, {within} 25 % of the model |",
+        f"| completed over the middle 80 % of completions (not the measure: see the definitions) | "
+        f"{v.middle_per_s:.2f}/s |",
         f"| final states | {states} ({v.completed} of {v.offered} correct) |",
         f"| failed by a throttle | **{v.failed_by_throttle}** |",
         f"| longest wait, POST to outcome | **{v.max_wait_s:.1f} s** |",

@@ -37,6 +37,7 @@ def test_every_order_in_its_correct_final_state_is_complete_and_nothing_is_wrong
         8, 0, Counter({"PaymentSucceeded": 6, "OutOfStock": 2}),
     )  # fmt: skip
     assert verdict.max_wait_s == pytest.approx(10.0)  # POST to the execution's end
+    assert verdict.completed_per_s == pytest.approx(8 / (117.0 - 100.0))  # first POST (100) to last end (117)
     assert verdict.max_start_wait_s == pytest.approx(0.2)
 
 
@@ -77,8 +78,11 @@ def test_the_offered_rate_is_over_the_posting_window_and_the_completed_rate_over
     assert peak.offered_rate([0.0, 0.5, 1.0, 1.5, 2.0]) == pytest.approx(2.0)  # 4 intervals in 2 s
     assert peak.offered_rate([3.0]) == 0.0
 
-    # 10 completions: a quick first one, then one a second, then a slow tail; the middle 80 % is the 2nd to the 9th
+    # 10 completions of orders posted from 0 s: a quick first one, then one a second, then a slow tail
     ended = [0.1, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 30.0]
+    assert peak.busy_period_rate([0.0, 0.5, 1.0], ended) == pytest.approx(10 / 30.0)  # first POST to last completion
+    assert peak.busy_period_rate([0.0], []) == 0.0
+    # the middle 80 % (for contrast only) is the 2nd to the 9th completion: 7 in 7 s
     assert peak.sustained_completion_rate(ended) == pytest.approx(7 / 7.0)
     assert peak.sustained_completion_rate([5.0]) == 0.0
 
