@@ -369,13 +369,14 @@ def render(run: PeakRun) -> str:
     within = "within" if run.within_tolerance else "**outside**"
     throttled = ", ".join(f"{s}:{a} {n}" for (s, a), n in sorted(run.aws_throttled.items())) or "none"
     states = ", ".join(f"{state} {n}" for state, n in sorted(v.final_states.items()))
+    budget = Quotas.scaled(run.scale).stripe_budget_per_second
     lines = [
         BEGIN,
         "",
         "### Peak run (generated)",
         "",
         f"`{run.command}`: quotas at scale {run.scale:g} and the Stripe budget alike "
-        f"(StripeRequestsPerSecond {20 * run.scale:g}); {v.offered} orders offered in {run.window_s:g} s through "
+        f"(StripeRequestsPerSecond {budget:g}); {v.offered} orders offered in {run.window_s:g} s through "
         f"`POST /payments`; the whole run (first POST to last end) {run.seconds:.0f} s.",
         "",
         "| | |",
@@ -392,7 +393,7 @@ def render(run: PeakRun) -> str:
         f"| longest wait, POST to outcome | **{v.max_wait_s:.1f} s** |",
         f"| longest wait, POST to the execution's start | {v.max_start_wait_s:.1f} s ({v.queued} orders queued) |",
         f"| payments parked at least once, then completed | {v.parked} |",
-        f"| the stack's Stripe requests a second, middle window (budget {20 * run.scale:g}) | "
+        f"| the stack's Stripe requests a second, middle window (budget {budget:g}) | "
         f"{run.stripe_per_s_middle:.2f} |",
         f"| the stack's Stripe requests per ended payment (the model: {run.budget_per_payment:.2f}) | "
         f"{run.stripe_per_payment:.2f}: "

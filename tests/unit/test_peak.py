@@ -101,3 +101,18 @@ def test_the_model_is_asked_for_the_runs_mix_and_the_ratio_is_flagged_beyond_a_q
     ]  # fmt: skip
     verdict.completed_per_s = 0.8
     assert run.within_tolerance and "MODEL_OFF" not in run.line()
+
+
+def test_the_section_names_the_model_the_measure_and_what_went_wrong() -> None:
+    orders = [_order(n) for n in range(3)]
+    orders[2].refunds = 1
+    verdict = _judge(orders, hot_stock=3)
+    run = peak.PeakRun(scale=0.15, predicted_per_s=1.0, binding="stripe.budget", verdict=verdict, window_s=10,
+                       seconds=30, stripe_429=0, aws_throttled=Counter(), budget_per_payment=3.0,
+                       stripe_requests=Counter({"POST /v1/payment_intents": 3}))  # fmt: skip
+
+    text = peak.render(run)
+
+    assert text.startswith(peak.BEGIN) and text.rstrip().endswith(peak.END)
+    assert "(StripeRequestsPerSecond 3)" in text and "the stack's Stripe budget (StripeRequestsPerSecond), 3/s" in text
+    assert "- o2: 1 refunds" in text and run.line() in text
