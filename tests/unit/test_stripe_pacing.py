@@ -9,6 +9,7 @@ https://docs.stripe.com/error-codes/lock-timeout), which stripe-python retries i
 import random
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.unit._support import APP_ID, client_error, unique
 API_KEY = "sk_test_pacing"
 TABLE = "StripeRateLimitTable"
 T0 = 1_800_000_000.0
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -265,3 +267,35 @@ def test_a_budget_under_stripes_limit_earns_no_429(dynamodb, tables) -> None:
     assert {r.status for r in limited.requests} == {200}
     assert len(limited.requests) == 21
 
+
+
+def test_a_payment_the_budget_refuses_is_not_recorded_so_its_retry_creates_without_searching(
+    fake, dynamodb, tables, clock
+) -> None:
+    # Given a budget of one request a second that another function has just spent, and an order to charge
+    from payments import steps
+    from payments.executions import ExecutionRef
+    from payments.records import OrderRecords, PaymentRecords
+
+    orders = OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
+    payments = PaymentRecords(dynamodb, "PaymentsTable")
+    order = new_order()
+    orders.claim(order, ExecutionRef("arn:exec", "2026-11-25T12:00:00.000Z"), NOW)
+    budget = budget_of(dynamodb, 1, clock)
+    budget.take(max_wait=0)
+    paced = gateway(fake, budget, max_wait=0.5)
+
+    # When CreatePaymentIntent runs: refused; then its Retry, a second later
+    with pytest.raises(StripeUnavailable, match="budget spent"):
+        steps.request_payment(order, 1, "arn:exec", stripe=paced, payments=payments, orders=orders, now=NOW)
+    refused = orders.get(order.order_id)
+    clock.now += 1.0
+    requests_before = len(fake.requests)
+    result = steps.request_payment(order, 1, "arn:exec", stripe=paced, payments=payments, orders=orders, now=NOW)
+
+    # Then the refusal recorded no attempt, and the retry was one request (the create), not a list and a create
+    assert "1" not in (refused.get("attempts") or {})
+    assert [(r.method, r.path) for r in fake.requests[requests_before:]] == [("POST", "/v1/payment_intents")]
+    assert result["status"] == "succeeded" and [pi["id"] for pi in intents_for(fake, order.order_id)] == [
+        result["paymentIntentId"]
+    ]
