@@ -16,7 +16,7 @@ import pytest
 
 from local_runtime.fake_stripe import Clock, FakeStripe
 from local_runtime.fake_stripe.rate_limit import RateLimiter
-from payments.errors import StripeUnavailable
+from payments.errors import StripeBusy, StripeUnavailable
 from payments.orders import parse_order
 from payments.pacing import MICROS, StripeBudget
 from payments.stripe_gateway import StripeGateway
@@ -102,7 +102,7 @@ def test_a_slot_further_off_than_the_caller_may_wait_is_not_booked(dynamodb, tab
     budget.take(max_wait=0.5)
     booked = next_slot(dynamodb)
 
-    with pytest.raises(StripeUnavailable, match="budget spent"):  # the state machine's Retry tries again later
+    with pytest.raises(StripeBusy, match="budget spent"):  # the state machine's Retry tries again later
         budget.take(max_wait=0.5)
 
     assert next_slot(dynamodb) == booked  # giving up pushed nobody else back
@@ -117,7 +117,7 @@ def test_a_rate_limit_pauses_the_budget_for_every_function(dynamodb, tables, clo
 
     elsewhere.take(max_wait=3)  # another function's next request waits the pause out
     assert clock.slept == [pytest.approx(1.0)]
-    with pytest.raises(StripeUnavailable):
+    with pytest.raises(StripeBusy):
         elsewhere.take(max_wait=0.05)  # or goes back to its Retry if it may not wait that long
 
 
@@ -213,13 +213,13 @@ def test_a_lock_timeout_is_retried_soon_without_pausing_anyone(fake, dynamodb, t
     assert next_slot(dynamodb) < time.time() + 1.0  # the budget was not paused: only this object was busy
 
 
-def test_429s_beyond_the_bound_give_up_within_it_as_stripe_unavailable(fake) -> None:
+def test_429s_beyond_the_bound_give_up_within_it_as_stripe_busy(fake) -> None:
     order = new_order()
     fault = fake.fail_next("POST", "/v1/payment_intents", status=429, times=1000,
                            match=lambda p, body: order.order_id in body)  # fmt: skip
     started = time.monotonic()
 
-    with pytest.raises(StripeUnavailable, match="429 rate_limit"):  # transient: retried, then parked, never refunded
+    with pytest.raises(StripeBusy, match="429 rate_limit"):  # the state machine waits its turn: never refunded
         gateway(fake, max_wait=1.0).create_payment_intent(order, 1, "arn:exec")
 
     fault.times = 0
@@ -286,7 +286,7 @@ def test_a_payment_the_budget_refuses_is_not_recorded_so_its_retry_creates_witho
     paced = gateway(fake, budget, max_wait=0.5)
 
     # When CreatePaymentIntent runs: refused; then its Retry, a second later
-    with pytest.raises(StripeUnavailable, match="budget spent"):
+    with pytest.raises(StripeBusy, match="budget spent"):
         steps.request_payment(order, 1, "arn:exec", stripe=paced, payments=payments, orders=orders, now=NOW)
     refused = orders.get(order.order_id)
     clock.now += 1.0

@@ -21,7 +21,7 @@ from typing import Any
 
 import stripe
 
-from payments.errors import PaymentRequestRejected, StripeUnavailable
+from payments.errors import PaymentRequestRejected, StripeBusy, StripeUnavailable
 from payments.orders import Order, checkout_url
 from payments.pacing import StripeBudget
 
@@ -322,7 +322,8 @@ class StripeGateway:
                     base, cap = LOCK_TIMEOUT_BACKOFF if reason == "lock_timeout" else RATE_LIMIT_BACKOFF
                     delay = random.uniform(0, min(cap, base * 2**retry))
                     if should_retry is False or time.monotonic() + delay > deadline:
-                        raise StripeUnavailable(f"Stripe answered 429 {reason}: {limited.user_message}") from limited
+                        busy = StripeBusy if reason == "rate_limit" else StripeUnavailable
+                        raise busy(f"Stripe answered 429 {reason}: {limited.user_message}") from limited
                     time.sleep(delay)
                     retry += 1
         finally:
