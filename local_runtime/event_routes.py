@@ -7,7 +7,9 @@ moto delivers a rule's matching events to an SQS target and moves a message to t
 receives up to BatchSize messages, invokes the function with the SQS event, deletes what succeeded and leaves
 a reported failure (ReportBatchItemFailures) to come again after the visibility timeout. A mapping with
 `ScalingConfig.MaximumConcurrency` gets that many pollers, each invoking one batch at a time, as Lambda invokes
-at most that many at once (docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html); one without gets one.
+at most that many at once; one without gets five, as Lambda "starts processing five batches at a time with five
+concurrent invocations" (docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html; it scales on from there,
+which this machine could not follow anyway).
 """
 
 import json
@@ -21,6 +23,9 @@ import boto3
 from moto.events.models import EventsBackend
 
 from local_runtime.template import ACCOUNT, Template
+
+# Concurrent batches of a mapping without ScalingConfig.MaximumConcurrency, as Lambda starts (module docstring).
+UNBOUNDED_MAPPING_POLLERS = 5
 
 Invoke = Callable[[str, Any], tuple[Any, dict[str, Any] | None]]
 
@@ -88,7 +93,8 @@ class EventSourceMappings:
         for props in self._mappings:
             queue_name = props["EventSourceArn"].rsplit(":", 1)[-1]
             url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-            for poller in range(int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))):
+            pollers = (props.get("ScalingConfig") or {}).get("MaximumConcurrency", UNBOUNDED_MAPPING_POLLERS)
+            for poller in range(int(pollers)):
                 name = f"sqs-{queue_name}-{poller}"
                 thread = threading.Thread(target=self._poll, args=(url, props), name=name, daemon=True)
                 self._threads.append(thread)
