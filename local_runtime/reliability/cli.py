@@ -74,6 +74,7 @@ def run_schedule_phase(results: Results, seed: int, count: int, concurrency: int
     for part in parts:
         results.schedules += part.verdicts
         results.schedule_stock += part.stock_problems
+        results.dead_letters += part.dead_letters
         results.executions += part.executions
         results.sweeps += part.sweeps
         results.sweep_seconds += part.sweep_seconds
@@ -103,7 +104,11 @@ def reproduce(seed: int, count: int, indexes: list[int]) -> int:
             print(f"  ended {verdict.final_state}, order {verdict.order_status}, Stripe {verdict.stripe_truth}")
             print("  path: " + " > ".join(verdict.path))
             for record in stack.courier.records_of(schedule.order_id):
-                print(f"  webhook {record.type} {record.event_id} #{record.attempt}: {record.status or record.error}")
+                answer = (record.error or "put") if record.by_bus else (record.status or record.error)
+                way = "bus" if record.by_bus else "webhook"
+                print(f"  {way} {record.type} {record.event_id} #{record.attempt}: {answer}")
+            for message in stack.courier.bus_messages_of(schedule.order_id):
+                print(f"  queue {message.type} {message.event_id}: read {', '.join(message.reads) or 'never'}")
             for problem in verdict.problems():
                 print(f"  PROBLEM {problem}")
     return 1 if failed else 0

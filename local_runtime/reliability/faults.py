@@ -23,6 +23,8 @@ PARKING_OUTAGE_SECONDS = (4.5, 6.0, 7.5)
 THROTTLED_OUTAGE_SECONDS = (15.0, 20.0)
 # The write that binds an attempt to its PaymentIntent, made right after Stripe created it.
 BINDING_WRITE = ":paymentIntentId"
+# The write that records a Stripe event on its payment record (`PaymentRecords.record_event`), whichever way it came.
+EVENT_WRITE = "lastEventRank"
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,12 @@ class AwsFault:
     step: str | None = None  # Lambda faults: only the invocations of this state (see `lambda_step_of`)
     lasts: float | None = None  # seconds from the first failure (an outage), instead of `times`
     starts_at: str | None = None  # an outage begins with the first request whose body holds this text
+    only: str | None = None  # a counted fault fails only the requests whose body holds this text
 
     def describe(self) -> str:
         where = f" at {self.step}" if self.step else ""
         begins = " from the binding write" if self.starts_at == BINDING_WRITE else ""
+        begins += " of the event's record" if self.only == EVENT_WRITE else ""
         return f"{self.service} {self.action} {self.code}{where} {_how_long(self.times, self.lasts)}{begins}" + (
             " after commit" if self.after_commit else ""
         )

@@ -15,6 +15,9 @@ from local_runtime.reliability.settings import STOCK
 from local_runtime.reliability.stack import Stack
 from local_runtime.scenarios import final_state
 
+# What the one path for Stripe's events may never answer a genuine event of ours, whichever way it came in (by
+# webhook, MALFORMED is a 400 too): the event would be dropped.
+NEVER_ANSWERED = frozenset({"malformed", "not_ours"})
 # Final state -> the order status that tells the same story.
 ORDER_STATUS_OF = {
     "PaymentSucceeded": "fulfilled",
@@ -47,6 +50,8 @@ class Verdict:
     faults_fired: int = 0
     path: list[str] = field(default_factory=list)  # the states entered, and how the execution failed
     latency: float = 0.0  # from the execution's start to its end
+    destination: str = "webhook"  # Stripe's event destination for the order
+    deliveries: Counter[str] = field(default_factory=Counter)  # see `delivery_counts`
 
     @property
     def ok(self) -> bool:
@@ -144,19 +149,58 @@ def judge(
     if status == "refunded" and not any(e.get("refundId") for e in order.get("history", [])):
         verdict.lost.append("refunded without a refund id in the order history")
 
-    # Genuine Stripe deliveries are answered 200, or 503 when we are (made) unwell: never 4xx or 500.
-    for record in stack.courier.records_of(order_id):
+    # Genuine Stripe deliveries (the courier's, and FakeStripe's own as `destinations` passed them on) are answered
+    # 200, or 503 when we are (made) unwell: never 4xx or 500.
+    records = stack.courier.records_of(order_id)
+    for record in records:
         if record.status is not None and record.status not in (200, 503):
             verdict.unexpected_status.append(f"{record.type} {record.event_id} answered {record.status}")
+        if record.by_bus and record.attempt > 0 and record.error:
+            verdict.unexpected_status.append(f"{record.type} {record.event_id}: EventBridge refused it: {record.error}")
+    # By the bus, no status: every message is handled in the end, one that failed is reported failed (so that it
+    # comes again), and the function that reads the queue never crashes (an unhandled error: the whole batch again).
+    messages = stack.courier.bus_messages_of(order_id)
+    delivered = {record.event_id for record in records if record.attempt > 0} | {m.event_id for m in messages}
+    answered = stack.answers_to(delivered)
+    for message in messages:
+        if not message.handled:
+            reads = ", ".join(message.reads) or "never"
+            verdict.lost.append(f"{message.type} {message.event_id} put on the bus, never handled (read: {reads})")
+        for crash in sorted({read for read in message.reads if read.startswith("crashed")}):
+            verdict.unexpected_status.append(f"{message.type} {message.event_id}: the StripeEvents function {crash}")
+    for event_id in {m.event_id for m in messages}:
+        raised = sum(answer.startswith("raised ") for answer in answered.get(event_id, []))
+        reported = sum(read != "handled" for m in messages if m.event_id == event_id for read in m.reads)
+        if raised > reported:
+            verdict.lost.append(
+                f"{event_id} failed {raised} times on its way in from the bus, its message was reported failed "
+                f"{reported} times: a message that failed must come again"
+            )
+    for event_id, answers in answered.items():
+        for answer in sorted(NEVER_ANSWERED.intersection(answers)):
+            verdict.unexpected_status.append(f"{event_id} answered {answer}: a genuine event of ours, dropped")
     for function, errored_order, error in list(stack.function_errors):
         if errored_order == order_id and "Webhook" in function:
             trace = " | ".join(line.strip().replace("\n", " ") for line in error.get("stackTrace", []))
             verdict.path.append(f"[webhook raised {error.get('errorType')}: {error.get('errorMessage')} at {trace}]")
-    events = stack.courier.event_ids_of(order_id)
-    for delivery in list(stripe.deliveries):  # FakeStripe's own deliveries (plan "stripe")
-        if delivery.event_id in events and delivery.status not in (None, 200, 503):
-            verdict.unexpected_status.append(f"{delivery.type} {delivery.event_id} answered {delivery.status}")
     return verdict
+
+
+def delivery_counts(stack: Stack, order_id: str) -> Counter[str]:
+    """How Stripe's deliveries of the order went: by webhook, requests made and those answered 503 (and delivered
+    again); by the bus, messages put, times the function read them, reads that failed (the message came again) and
+    reads of a message handled already (SQS delivers at least once)."""
+    counts: Counter[str] = Counter()
+    for record in stack.courier.records_of(order_id):
+        if record.attempt > 0 and not record.by_bus:
+            counts["requests"] += 1
+            counts["answered 503"] += record.status == 503
+    for message in stack.courier.bus_messages_of(order_id):
+        counts["put"] += 1
+        counts["read"] += len(message.reads)
+        counts["failed"] += sum(read != "handled" for read in message.reads)
+        counts["handled again"] += max(0, message.reads.count("handled") - 1)
+    return counts
 
 
 def path_of(history: list[dict[str, Any]]) -> list[str]:

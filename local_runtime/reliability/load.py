@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from local_runtime.reliability.courier import Plan
 from local_runtime.reliability.invariants import Verdict, judge, stock_problems
+from local_runtime.reliability.schedule_run import pays_again
 from local_runtime.reliability.schedules import PAYMENTS, order_input, order_prefix, pick
 from local_runtime.reliability.settings import PATIENT_PARAMETERS
 from local_runtime.reliability.stack import local_stack
@@ -45,8 +47,15 @@ def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200
         started, cpu = time.monotonic(), time.process_time()
         with ThreadPoolExecutor(max_workers=starters) as pool:
             arns = list(pool.map(lambda o: stack.start(order_input(o[0], PAYMENTS[o[1]]), o[0]), orders))
+        done = threading.Event()
+        for (order_id, kind), arn in zip(orders, arns, strict=True):
+            if again := PAYMENTS[kind].again:  # after a decline, the customer pays again (`schedules.Payment.again`)
+                customer = threading.Thread(target=pays_again, args=(stack, order_id, arn, again, 0.0, done, 0.5))
+                customer.daemon = True
+                customer.start()
         start_seconds = time.monotonic() - started
         finished = stack.watcher.wait_all(arns, deadline - (time.monotonic() - started))
+        done.set()
         wall = time.monotonic() - started
         cpu_seconds = time.process_time() - cpu
         verdicts, latencies = [], []
