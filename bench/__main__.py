@@ -1,7 +1,9 @@
 """`make bench`: measure the webhook, each payment path, the packages and local throughput; write BENCHMARKS.md.
 
 Progress goes to stderr; the last line on stdout is the summary, `bench: cold_start_ratio=X
-webhook_aws_calls=N transitions_happy=N usd_per_million=X max_package_mb=X local_payments_per_s=X`.
+webhook_aws_calls=N transitions_happy=N transitions_happy_automatic=N usd_per_million=X
+usd_per_million_automatic=X max_package_mb=X local_payments_per_s=X` (happy path: CaptureMethod manual,
+the template's default, and automatic).
 Not part of `make test`: these are measurements, not timed tests.
 """
 
@@ -43,18 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"warm webhook latency, {args.warm_calls} events each")
     warm = webhook.warm_latency(args.warm_calls)
 
-    progress("payment paths on the local stack")
-    with local_stack() as stack:
-        payments.warm_up(stack)
-        paths = {}
-        for path in payments.PATHS:
-            paths[path] = counts = payments.measure_path(stack, path)
-            progress(f"  {path}: {counts.final_state}, {counts.transitions} transitions")
-        critical = payments.webhook_critical_path(stack)
-        progress(f"  webhook critical path: {', '.join(critical.calls)}")
-    progress(f"throughput: {args.payments} payments, {args.window} in flight, deadline {args.deadline:.0f} s")
+    paths = {}
+    for method in payments.CAPTURE_METHODS:
+        progress(f"payment paths on the local stack, CaptureMethod={method}")
+        with local_stack(CaptureMethod=method) as stack:
+            paths[method] = payments.measure_paths(stack, progress)
+    progress("the webhook's critical path and throughput, on the default stack")
     with local_stack(PaymentTimeoutSeconds="600") as stack:
         payments.warm_up(stack)
+        critical = payments.webhook_critical_path(stack)
+        progress(f"  webhook critical path ({critical.event}): {', '.join(critical.calls)}")
+        progress(f"throughput: {args.payments} payments, {args.window} in flight, deadline {args.deadline:.0f} s")
         throughput = payments.throughput(stack, args.payments, args.window, args.deadline)
     progress(f"  {throughput.finished} finished in {throughput.seconds:.0f} s")
 

@@ -71,6 +71,8 @@ ASSUMED_MS = {
     "RegisterTaskTokenFunction": 30,  # one UpdateItem (SendTaskSuccess only when the outcome came first)
     "StripeWebhookFunction": 50,  # signature check, one conditional UpdateItem, SendTaskSuccess
     "SettlePaymentIntentFunction": 700,  # retrieve, cancel, retrieve, one UpdateItem
+    "ReserveStockFunction": 350,  # a Stripe retrieve (the authorisation) and one transaction
+    "SettleAuthorizationFunction": 700,  # retrieve, capture (a release: retrieve, cancel, retrieve, one transaction)
     "FulfilOrderFunction": 350,  # a Stripe retrieve (where the function confirms with Stripe) and one transaction
     "RefundPaymentFunction": 700,  # refund with idempotency key, one UpdateItem
     "NotifyCustomerFunction": 80,  # one SES SendEmail

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,13 +30,18 @@ PATHS = {  # path name -> demo scenario
     "decline then retry": "declined, then another card",
     "async": "async success",
     "timeout with reconcile": "timeout with reconcile",
+    "out of stock": "out of stock",
 }
+# Every path is measured under each (template parameter CaptureMethod); manual is the template's default.
+CAPTURE_METHODS = ("manual", "automatic")
 # The events the production endpoint subscribes to (README, "Stripe webhook set-up"). The local
 # Stripe delivers every event (payment_intent.created, charge.*), which the webhook answers 200.
 SUBSCRIBED_EVENTS = frozenset({
     "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-    "payment_intent.processing", "payment_intent.requires_action",
+    "payment_intent.processing", "payment_intent.requires_action", "payment_intent.amount_capturable_updated",
 })  # fmt: skip
+# The events that resume a waiting execution with a payment: charged (automatic), or authorised (manual).
+RESUMING_EVENTS = ("payment_intent.succeeded", "payment_intent.amount_capturable_updated")
 DYNAMODB_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
@@ -44,6 +50,7 @@ DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteI
 class PathCounts:
     path: str
     scenario: str
+    capture_method: str
     final_state: str
     ok: bool
     states: list[str]
@@ -91,6 +98,16 @@ def warm_up(stack: Stack) -> None:
     run_scenario(stack.cloud, stack.stripe, scenario("succeeded"), order_id=f"warm-up-{uuid.uuid4().hex[:8]}")
 
 
+def measure_paths(stack: Stack, progress: Callable[[str], None]) -> dict[str, PathCounts]:
+    """Every path once on this stack (under its CaptureMethod), after a warm-up payment."""
+    warm_up(stack)
+    paths = {}
+    for path in PATHS:
+        paths[path] = counts = measure_path(stack, path)
+        progress(f"  {path}: {counts.final_state}, {counts.transitions} transitions")
+    return paths
+
+
 def measure_path(stack: Stack, path: str) -> PathCounts:
     cloud, stripe, recorder = stack.cloud, stack.stripe, stack.recorder
     harness = threading.get_ident()
@@ -109,6 +126,7 @@ def measure_path(stack: Stack, path: str) -> PathCounts:
     return PathCounts(
         path=path,
         scenario=PATHS[path],
+        capture_method=outcome.capture_method,
         final_state=outcome.final_state,
         ok=outcome.ok,
         states=[e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("StateEntered")],
@@ -200,14 +218,17 @@ class WebhookPath:
     status: int
     result: str
     calls: list[str]  # AWS requests made while handling the event, in order
+    event: str  # its type
 
 
 def webhook_critical_path(stack: Stack) -> WebhookPath:
-    """AWS requests made while handling one payment_intent.succeeded event whose task token is stored.
+    """AWS requests made while handling the event that resumes a payment whose task token is stored.
 
-    Warm (run after the paths): the function is loaded and the secret cached. The event is held
-    back by the local Stripe, signed as Stripe signs it, and handed to the function on this thread,
-    so that only its own requests are counted while the execution carries on in its threads.
+    That event is payment_intent.amount_capturable_updated under CaptureMethod manual (the card is
+    authorised), payment_intent.succeeded under automatic. Warm (run after a payment): the function
+    is loaded and the secret cached. The event is held back by the local Stripe, signed as Stripe
+    signs it, and handed to the function on this thread, so that only its own requests are counted
+    while the execution carries on in its threads.
     """
     cloud, stripe, recorder = stack.cloud, stack.stripe, stack.recorder
     order_id = f"webhook-path-{uuid.uuid4().hex[:8]}"
@@ -230,7 +251,8 @@ def webhook_critical_path(stack: Stack) -> WebhookPath:
     cloud.wait_for(arn, timeout=30)
     if error is not None or response is None:
         raise RuntimeError(f"the webhook failed: {error}")
-    return WebhookPath(int(response["statusCode"]), json.loads(response["body"]).get("result", ""), calls)
+    result = json.loads(response["body"]).get("result", "")
+    return WebhookPath(int(response["statusCode"]), result, calls, event["type"])
 
 
 def _wait_for_stored_token(stack: Stack, order_id: str) -> dict[str, Any]:
@@ -242,7 +264,7 @@ def _wait_for_stored_token(stack: Stack, order_id: str) -> dict[str, Any]:
             if item and item.get("taskToken"):
                 return next(
                     e for e in list(stack.stripe.events)
-                    if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] == payment_intent["id"]
+                    if e["type"] in RESUMING_EVENTS and e["data"]["object"]["id"] == payment_intent["id"]
                 )  # fmt: skip
         time.sleep(0.05)
     raise TimeoutError(f"no task token stored for {order_id}")

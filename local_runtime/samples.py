@@ -19,6 +19,8 @@ from local_runtime.template import ROOT
 EVENTS = ROOT / "events"
 NOT_SAMPLES = {EVENTS / "local-env.json"}  # `sam local invoke --env-vars`, not an event
 STATE_MACHINE = "PaymentWorkflow"
+# Under CaptureMethod manual these run once the authorisation is captured (ReserveStock, CapturePayment).
+PAID_BY_NOW = {"FulfilOrderFunction", "RefundPaymentFunction"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,17 @@ SAMPLES = {
     "functions/AcceptOrderFunction.invalid_amount.json": Sample(
         "AcceptOrderFunction", {"errorType": "InvalidOrder", "errorMessage": "amount: must be positive, got -500"}
     ),
-    "functions/CreatePaymentIntentFunction.json": Sample("CreatePaymentIntentFunction", {"status": "succeeded"}),
+    # CaptureMethod manual (the template's default): the card is authorised, not yet charged.
+    "functions/CreatePaymentIntentFunction.json": Sample(
+        "CreatePaymentIntentFunction", {"status": "requires_capture"}
+    ),
+    "functions/ReserveStockFunction.json": Sample("ReserveStockFunction", {"reserved": True}),
+    "functions/SettleAuthorizationFunction.capture.json": Sample(
+        "SettleAuthorizationFunction", {"status": "succeeded"}
+    ),
+    "functions/SettleAuthorizationFunction.release.json": Sample(
+        "SettleAuthorizationFunction", {"status": "canceled", "reason": "not enough stock for SKU MUG-BLUE"}
+    ),
     "functions/FulfilOrderFunction.json": Sample("FulfilOrderFunction", {"fulfilled": True}),
     "functions/NotifyCustomerFunction.json": Sample("NotifyCustomerFunction", {"sent": True}),
     "functions/RefundPaymentFunction.json": Sample(
@@ -56,9 +68,8 @@ SAMPLES = {
     "functions/ReconcilePaymentsFunction.sweep.json": Sample(
         "ReconcilePaymentsFunction", {"fulfilled": 0, "refunded": 0, "stray_refunded": 0}
     ),
-    "functions/SettlePaymentIntentFunction.json": Sample(
-        "SettlePaymentIntentFunction", {"status": "succeeded", "reason": "PaymentIntent succeeded"}
-    ),
+    # A timeout that finds the card authorised leaves it to ReserveStock: it is not cancelled.
+    "functions/SettlePaymentIntentFunction.json": Sample("SettlePaymentIntentFunction", {"status": "requires_capture"}),
     **{
         f"{folder}/payment_intent.{kind}.json": _webhook(result)
         for folder in ("webhook", "stripe")  # the HTTP API event, and the bare Stripe event it carries
@@ -68,6 +79,7 @@ SAMPLES = {
             "canceled": "recorded",
             "processing": "progress",
             "requires_action": "progress",
+            "amount_capturable_updated": "recorded",
         }.items()
     },  # fmt: skip
     "start/succeeded.json": _execution("SUCCEEDED", "PaymentSucceeded"),
@@ -79,7 +91,7 @@ SAMPLES = {
     "start/async_failure.json": _execution("FAILED", "PaymentTimedOut"),
     "start/no_payment_method.json": _execution("FAILED", "PaymentTimedOut"),
     "start/invalid_amount.json": _execution("FAILED", "OrderRejected"),
-    "start/out_of_stock.json": _execution("FAILED", "Refunded"),
+    "start/out_of_stock.json": _execution("FAILED", "OutOfStock"),
 }
 
 
@@ -106,4 +118,8 @@ def prepare(cloud: LocalCloud, stripe: FakeStripe, target: str, event: Any) -> N
         if "paymentIntentId" in event:
             stripe.next_payment_intent_ids.append(event["paymentIntentId"])
         request = {"order": accepted, "attempt": event.get("attempt", 1), "executionId": execution_id}
-        cloud.invoke_function("CreatePaymentIntentFunction", request)
+        created, _ = cloud.invoke_function("CreatePaymentIntentFunction", request)
+        if target in PAID_BY_NOW and created.get("status") == "requires_capture":
+            payment = {"order": accepted, "orderId": order_id, "paymentIntentId": created["paymentIntentId"]}
+            cloud.invoke_function("ReserveStockFunction", payment)
+            cloud.invoke_function("SettleAuthorizationFunction", {**payment, "action": "capture"})

@@ -59,6 +59,14 @@ class Scenario:
     early_webhook: bool = False  # deliver the outcome before the task token is stored
     stripe_down: bool = False  # Stripe answers 500 to every read of the order's PaymentIntent until the execution ends
     start_again: bool = False  # then the same order is started again under another name
+    capture_late_seconds: int = 0  # Stripe's clock moves this far just before the capture (CaptureMethod manual)
+    when_automatic: tuple[str, str] | None = None  # (state, order status) under CaptureMethod automatic, if other
+    manual_only: bool = False  # it needs an authorisation: nothing to run under CaptureMethod automatic
+
+    def expected(self, capture_method: str) -> tuple[str, str]:
+        if capture_method == "automatic" and self.when_automatic:
+            return self.when_automatic
+        return self.expected_state, self.expected_order_status
 
 
 CARD = "4242424242424242"
@@ -104,13 +112,22 @@ SCENARIOS = (
              "every event delivered three times", delivery={"duplicate": 2}),
     Scenario("early webhook", "pm_card_visa", "PaymentSucceeded", "fulfilled",
              "the outcome arrives before the task token is stored", early_webhook=True),
-    Scenario("out of stock", "pm_card_visa", "Refunded", "refunded",
-             "paid, but the last one was sold: refunded", items=(("LAST-ONE", 1),)),
+    Scenario("saved card authorised, then captured", None, "PaymentSucceeded", "fulfilled",
+             "off-session, a saved card is authorised (a merchant-initiated hold), the stock reserved, then the "
+             "payment captured", saved_card=CARD),
+    Scenario("out of stock", "pm_card_visa", "OutOfStock", "out_of_stock",
+             "the last one was sold: the authorisation is released, nothing charged, nothing refunded "
+             "(CaptureMethod automatic: charged, then refunded)",
+             items=(("LAST-ONE", 1),), when_automatic=("Refunded", "refunded")),
     Scenario("lost webhooks and Stripe down", "pm_card_visa", "NeedsAttention", "fulfilled",
              "paid, every webhook lost, Stripe down past the parking: the reconciler completes the order",
              drop_webhooks=True, stripe_down=True),
     Scenario("duplicate start", "pm_card_visa", "DuplicateOrder", "fulfilled",
              "the paid order started again under another name: nothing charged or changed", start_again=True),
+    Scenario("capture deadline reached", "pm_card_visa", "AuthorizationExpired", "authorization_expired",
+             "authorised and the stock reserved, but the capture comes a week late (Stripe's clock moves on): the "
+             "authorisation lapsed, the stock is put back, nothing charged", capture_late_seconds=7 * 24 * 3600 + 60,
+             manual_only=True),
 )  # fmt: skip
 
 
@@ -144,6 +161,7 @@ def order_for(scenario: Scenario, order_id: str, saved_payment_method: str | Non
 class Outcome:
     scenario: Scenario
     destination: str
+    capture_method: str
     order_id: str
     execution_arn: str
     execution_status: str
@@ -154,12 +172,12 @@ class Outcome:
     problems: list[str]
 
     @property
+    def expected(self) -> tuple[str, str]:
+        return self.scenario.expected(self.capture_method)
+
+    @property
     def ok(self) -> bool:
-        return (
-            self.final_state == self.scenario.expected_state
-            and self.order_status == self.scenario.expected_order_status
-            and not self.problems
-        )
+        return (self.final_state, self.order_status) == self.expected and not self.problems
 
 
 # How Stripe delivers events (docs.stripe.com/event-destinations): by webhook or to Amazon EventBridge, each
@@ -209,6 +227,8 @@ def run_scenario(
     stripe.set_delivery(**scenario.delivery, drop=drop, hold=scenario.early_webhook)
     if scenario.early_webhook:
         cloud.before_invoke = _deliver_before_token(cloud, stripe, order_id)
+    if scenario.capture_late_seconds:
+        cloud.before_invoke = _late_capture(stripe, order_id, scenario.capture_late_seconds)
     outage = stripe_down_for(stripe, order_id) if scenario.stripe_down else None
     started_wall = time.time()
     started = time.monotonic()
@@ -237,6 +257,7 @@ def run_scenario(
     return Outcome(
         scenario=scenario,
         destination=destination,
+        capture_method=capture_method_of(cloud),
         order_id=order_id,
         execution_arn=execution_arn,
         execution_status=execution["status"],
@@ -345,6 +366,27 @@ def _deliver_before_token(cloud: LocalCloud, stripe: FakeStripe, order_id: str) 
     return before_invoke
 
 
+def _late_capture(stripe: FakeStripe, order_id: str, seconds: int) -> Callable[[str, Any], None]:
+    """Stripe's clock moves `seconds` on just before the order's capture (as after a week-long outage): an
+    authorisation whose capture_before it passes lapses at Stripe (the fake expires it then)."""
+
+    moved: list[bool] = []
+
+    def before_invoke(logical_id: str, event: Any) -> None:
+        if logical_id != "SettleAuthorizationFunction" or event.get("action") != "capture" or moved:
+            return
+        if event.get("paymentIntentId") in {pi["id"] for pi in payment_intents_of(stripe, order_id)}:
+            moved.append(True)
+            stripe.clock.advance(seconds)  # what lapses in that time lapses now (the fake expires it)
+            stripe.clock.advance(-seconds)  # and back: other orders share this Stripe
+
+    return before_invoke
+
+
+def capture_method_of(cloud: LocalCloud) -> str:
+    return cloud.template.parameters["CaptureMethod"]
+
+
 def _order_of(stripe: FakeStripe, event: dict[str, Any]) -> str | None:
     """The order a Stripe event is about: its snapshot's metadata, or a thin event's related PaymentIntent's."""
     obj = (event.get("data") or {}).get("object") or {}
@@ -425,6 +467,22 @@ def check_invariants(cloud: LocalCloud, stripe: FakeStripe, order_id: str) -> li
     history = [entry["status"] for entry in order.get("history", [])]
     if history.count("fulfilled") > 1:
         problems.append("fulfilled twice")
+    # CaptureMethod manual: nothing captured before its stock was reserved, no hold or reservation left behind
+    authorised = {
+        event["data"]["object"]["id"] for event in list(stripe.events)
+        if event["type"] == "payment_intent.amount_capturable_updated"
+    }  # fmt: skip
+    reserved = {entry.get("paymentIntentId") for entry in order.get("history", []) if entry["status"] == "reserved"}
+    for pi in succeeded:
+        if pi["id"] in authorised and pi["id"] not in reserved:
+            problems.append(f"captured {pi['id']} without reserving the stock")
+    if status in ("out_of_stock", "authorization_expired") and succeeded:
+        problems.append(f"order {status} but charged")
+    held = [pi["id"] for pi in payment_intents if pi["status"] == "requires_capture"]
+    if held:
+        problems.append(f"authorisation still held: {held}")
+    if order.get("reservedPaymentIntentId") and "fulfilledAt" not in order:
+        problems.append("stock still reserved for an order that was not fulfilled")
     return problems
 
 
@@ -434,7 +492,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
         rows.append((
             outcome.scenario.name,
             outcome.destination,
-            outcome.scenario.expected_state,
+            outcome.expected[0],
             outcome.final_state,
             outcome.order_status,
             f"{outcome.seconds:.2f}",

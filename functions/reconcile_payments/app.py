@@ -1,4 +1,5 @@
-"""Reconciler: repair paid orders that are neither fulfilled nor refunded, and refund stray payments.
+"""Reconciler: repair paid orders that are neither fulfilled nor refunded (authorised ones neither captured nor
+released), and refund stray payments (release stray authorisations).
 
 Started four ways: by EventBridge Scheduler (`{"sweep": {}}`, every 15 minutes), by EventBridge when an
 execution ends FAILED, TIMED_OUT or ABORTED, by the webhook for a payment that succeeded after its
@@ -61,11 +62,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         raise ValueError(f"expected {EXPECTED}, got keys {sorted(event)}")
 
-    orphaned = found[Finding.FULFILLED] + found[Finding.REFUNDED]
+    orphaned = found[Finding.FULFILLED] + found[Finding.REFUNDED] + found[Finding.RELEASED]
+    stray = found[Finding.STRAY_REFUNDED] + found[Finding.STRAY_RELEASED]
     metrics.add_metric(name="OrphanedPaidOrders", unit=MetricUnit.Count, value=orphaned)
     metrics.add_metric(name="StrayPaymentsRefunded", unit=MetricUnit.Count, value=found[Finding.STRAY_REFUNDED])
+    metrics.add_metric(name="StrayAuthorizationsReleased", unit=MetricUnit.Count, value=found[Finding.STRAY_RELEASED])
     result = {finding.value: found[finding] for finding in Finding}
-    (logger.error if orphaned or found[Finding.STRAY_REFUNDED] else logger.info)("Reconciled", extra=result)
+    (logger.error if orphaned or stray else logger.info)("Reconciled", extra=result)
     return result
 
 

@@ -13,13 +13,14 @@ signatures for the Payment Element) or, in scripts and tests, through `Browser`,
 
     Browser(fake.url, fake.publishable_key).pay(pi.client_secret, "4000002760003184", three_d_secure="complete")
 
-It models PaymentIntents, PaymentMethods, Customers, charges, refunds and events with Stripe's object shapes,
-error JSON and status codes; Stripe's test cards and test PaymentMethod ids (each use of an id such as
-`pm_card_visa` mints a new PaymentMethod); single use of a PaymentMethod without a Customer; off-session
-`authentication_required`; 3-D Secure that only the customer's answer on the hosted test page moves on; the
-publishable key's limits; idempotency (saved responses, 409 for a key in flight, keys forgotten after 24 h on a
-clock tests can move), list pagination and, when asked, rate limits. Each snapshot event has its thin event
-(`v1.payment_intent.succeeded`, ..., served by GET /v2/core/events/{id}); a background thread delivers them to
+It models PaymentIntents, PaymentMethods, Customers, charges, refunds and events with Stripe's object shapes, error
+JSON and status codes; Stripe's test cards and test PaymentMethod ids (each use of an id such as `pm_card_visa`
+mints a new PaymentMethod); single use of a PaymentMethod without a Customer; off-session `authentication_required`;
+3-D Secure that only the customer's answer on the hosted test page moves on; manual capture (a card held in
+`requires_capture`, captured, released or expiring at its `capture_before` on the movable clock; bank debits
+refused); the publishable key's limits; idempotency (saved responses, 409 for a key in flight, keys forgotten after
+24 h on a clock tests can move), list pagination and, when asked, rate limits. Each snapshot event has its thin
+event (`v1.payment_intent.succeeded`, ..., served by GET /v2/core/events/{id}); a background thread delivers them to
 every event destination, webhook endpoints (signed) and Amazon EventBridge (a PutEvents entry handed to the local
 runtime), each in the payload it takes, with switches for delivery chaos (duplicates, reordering, delays, drops,
 holds) and for API faults (500/429 or a TCP reset, before or after the commit). Each module names the Stripe

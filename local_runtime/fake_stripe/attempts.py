@@ -12,10 +12,14 @@
 - After a failure "Stripe detaches the PaymentMethod" from the PaymentIntent and keeps the error in
   `last_payment_error` (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-last_payment_error).
 - `processing` moves on only by the bank (`settle`).
+- A card whose capture method is `manual` (capture_methods.py) is authorized and held, not captured: the
+  PaymentIntent waits in `requires_capture` (authorizations.py).
 """
 
 from collections.abc import Callable
 
+from local_runtime.fake_stripe.authorizations import Authorizations
+from local_runtime.fake_stripe.capture_methods import capture_method_for
 from local_runtime.fake_stripe.clock import Clock
 from local_runtime.fake_stripe.errors import ApiError
 from local_runtime.fake_stripe.events import EventLog
@@ -35,10 +39,12 @@ class Attempts:
         events: EventLog,
         methods: PaymentMethods,
         challenges: Challenges,
+        authorizations: Authorizations,
         schedule_settlement: SettlementScheduler,
     ) -> None:
         self._clock, self._events, self._methods = clock, events, methods
-        self._challenges, self._schedule_settlement = challenges, schedule_settlement
+        self._challenges, self._authorizations = challenges, authorizations
+        self._schedule_settlement = schedule_settlement
         self.charges: dict[str, Obj] = {}
 
     def attempt(
@@ -65,7 +71,7 @@ class Attempts:
             pi.update(status="requires_action", next_action=next_action)
             self._events.emit("payment_intent.requires_action", pi, request)
             return
-        error = self._charge(pi, test, charge, request)
+        error = self._charge(pi, test, charge, request, merchant_initiated=off_session)
         if error:
             raise ApiError(402, payment_intent=snapshot(pi), **error)
 
@@ -75,7 +81,8 @@ class Attempts:
             self._fail(pi, RequestRef(), "payment_intent_authentication_failure")
             return
         pm_id = pi["payment_method"]
-        self._charge(pi, self._methods.behaviour(pm_id), self.charges[pi["latest_charge"]], RequestRef())
+        test = self._methods.behaviour(pm_id)
+        self._charge(pi, test, self.charges[pi["latest_charge"]], RequestRef(), merchant_initiated=False)
 
     def settle(self, pi: Obj, succeed: bool) -> None:
         if succeed:
@@ -84,12 +91,16 @@ class Attempts:
             decline = self._methods.behaviour(pi["payment_method"]).decline_code or ASYNC_FAILURE
             self._fail(pi, RequestRef(), decline)
 
-    def _charge(self, pi: Obj, test: TestPaymentMethod, charge: Obj, request: RequestRef) -> Obj | None:
+    def _charge(
+        self, pi: Obj, test: TestPaymentMethod, charge: Obj, request: RequestRef, *, merchant_initiated: bool
+    ) -> Obj | None:
         """Send the payment to the card network or bank; the error of a decline, else None."""
         if test.outcome == "decline":
             return self._fail(pi, request, "card_declined", decline_code=test.decline_code)
         self._save_for_future_use(pi)
-        if test.outcome == "succeed":
+        if test.outcome == "succeed" and capture_method_for(pi, test.type) == "manual":
+            self._authorizations.hold(pi, charge, test, request, merchant_initiated=merchant_initiated)
+        elif test.outcome == "succeed":
             self._succeed(pi, request)
         else:
             pi.update(status="processing", next_action=None)
@@ -143,10 +154,17 @@ class Attempts:
             "paid": False,
             "payment_intent": pi["id"],
             "payment_method": pm_id,
-            "payment_method_details": {"type": test.type, test.type: {"last4": test.last4}},
+            "payment_method_details": {"type": test.type, test.type: _details(test)},
             "refunded": False,
             "status": "pending",
         }
         self.charges[charge["id"]] = charge
         pi["latest_charge"] = charge["id"]
         return charge
+
+
+def _details(test: TestPaymentMethod) -> Obj:
+    """The charge's `payment_method_details[<type>]`: the card's brand and last four digits, a bank's last four."""
+    if test.type == "card":
+        return {"brand": test.brand, "last4": test.last4}
+    return {"last4": test.last4}

@@ -22,8 +22,10 @@ class EventLog:
         self._clock, self._delivery, self._thin_events = clock, delivery, thin_events
         self.events: list[Obj] = []  # every event, oldest first, however old
 
-    def emit(self, type_: str, obj: Obj, request: RequestRef) -> None:
-        moment = self._clock.now()
+    def emit(self, type_: str, obj: Obj, request: RequestRef, *, at: float | None = None) -> None:
+        """Record and send an event about `obj` now, or dated `at` (what Stripe did on its own while a test's
+        clock skipped ahead, such as an authorization expiring)."""
+        moment = self._clock.now() if at is None else at
         event: Obj = {
             "id": new_id("evt"),
             "object": "event",

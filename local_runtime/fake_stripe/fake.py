@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from local_runtime.fake_stripe.access import Keys
 from local_runtime.fake_stripe.attempts import Attempts
+from local_runtime.fake_stripe.authorizations import Authorizations
 from local_runtime.fake_stripe.browser import Browser
 from local_runtime.fake_stripe.clock import Clock
 from local_runtime.fake_stripe.customers import Customers
@@ -41,8 +42,9 @@ class FakeStripe:
     """Stripe's API on 127.0.0.1 for one test account.
 
     `api_key` is the secret key (the merchant's server); `publishable_key` the one Stripe.js uses in the
-    customer's browser (see access.py). `clock` dates every object and event and ages idempotency keys
-    (`idempotency_key_ttl_seconds`, 24 h); `rate_limit_per_second` turns on Stripe's rate limiter (off by
+    customer's browser (see access.py). `clock` dates every object and event, ages idempotency keys
+    (`idempotency_key_ttl_seconds`, 24 h) and expires card holds (`capture_before`, authorizations.py), at the
+    next request or as soon as a test advances it; `rate_limit_per_second` turns on Stripe's rate limiter (off by
     default); `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
     `payment_intents`, `payment_methods`, `customers`, `charges`, `refunds`, `events` (snapshot), `thin_events`,
     `requests` and `deliveries` (to every event destination), and turn the switches below."""
@@ -80,8 +82,12 @@ class FakeStripe:
         self._customers = Customers(self.clock)
         self._methods = PaymentMethods(self.clock, self._customers)
         challenges = Challenges(lambda: self.url)
-        attempts = Attempts(self.clock, self._events, self._methods, challenges, self._schedule_settlement)
-        self._payments = PaymentIntents(self.clock, self._events, self._methods, attempts)
+        self._authorizations = Authorizations(self.clock, self._events)
+        attempts = Attempts(
+            self.clock, self._events, self._methods, challenges, self._authorizations, self._schedule_settlement
+        )
+        self._payments = PaymentIntents(self.clock, self._events, self._methods, attempts, self._authorizations)
+        self.clock.on_advance(self._expire_authorizations)
         self._pages = Pages(HostedPages(challenges, self._payments.payment_intents, self._payments.authenticated))
         self._refunds = Refunds(self.clock, self._events, self._payments)
         self._idempotency = IdempotencyKeys(self.clock, idempotency_key_ttl_seconds)
@@ -103,6 +109,7 @@ class FakeStripe:
             ("GET", r"/v1/payment_intents/([^/]+)", self._payments.retrieve),
             ("POST", r"/v1/payment_intents/([^/]+)/confirm", self._payments.confirm),
             ("POST", r"/v1/payment_intents/([^/]+)/cancel", self._payments.cancel),
+            ("POST", r"/v1/payment_intents/([^/]+)/capture", self._payments.capture),
             ("POST", r"/v1/payment_methods", self._methods.create),
             ("GET", r"/v1/payment_methods/([^/]+)", self._methods.retrieve),
             ("POST", r"/v1/payment_methods/([^/]+)/attach", self._methods.attach),
@@ -267,6 +274,7 @@ class FakeStripe:
                     self.before_request(h.command, path, raw)
                 try:
                     with self._lock:
+                        self._authorizations.expire_due()  # what Stripe did on its own before this request
                         return Response(200, dump(endpoint(*args, params, request)), headers)
                 except Rejected:
                     raise
@@ -295,7 +303,12 @@ class FakeStripe:
             "https://support.stripe.com/.",
         )
 
-    # ----------------------------------------------------------------- the bank, on its own time
+    # ----------------------------------------------------------------- Stripe and the bank, on their own time
+    def _expire_authorizations(self) -> None:
+        """Card holds whose `capture_before` the clock has passed expire (authorizations.py)."""
+        with self._lock:
+            self._authorizations.expire_due()
+
     def _schedule_settlement(self, pi_id: str, charge_id: str, pm: TestPaymentMethod) -> None:
         if self.async_settle_seconds is None:
             return

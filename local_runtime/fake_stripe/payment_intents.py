@@ -4,13 +4,23 @@ The customer's browser (Stripe.js, with the publishable key) may retrieve a Paym
 passes the PaymentIntent's `client_secret` (https://docs.stripe.com/api/payment_intents/retrieve: "You can
 retrieve a PaymentIntent client-side using a publishable key when the client_secret is in the query string. If
 you retrieve a PaymentIntent with a publishable key, it only returns a subset of properties"); a secret that
-does not match is refused. What each attempt does is in attempts.py; which key may call what, in access.py.
+does not match is refused. What each attempt does is in attempts.py; which key may call what, in access.py; the
+capture method and `payment_method_options` in capture_methods.py; capturing a held card
+(https://docs.stripe.com/api/payment_intents/capture) in authorizations.py.
 """
 
 import hmac
 import re
 
 from local_runtime.fake_stripe.attempts import Attempts
+from local_runtime.fake_stripe.authorizations import Authorizations
+from local_runtime.fake_stripe.capture_methods import (
+    DEFAULT_CAPTURE_METHOD,
+    payment_method_options,
+    read_capture_method,
+    read_payment_method_options,
+    refuse_unsupported,
+)
 from local_runtime.fake_stripe.clock import Clock
 from local_runtime.fake_stripe.errors import ApiError, Rejected, exclusive, find, missing
 from local_runtime.fake_stripe.events import EventLog
@@ -31,6 +41,8 @@ CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmat
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 SETUP_FUTURE_USAGE = ("on_session", "off_session")
 CONFIRM_PARAMS = {
+    "capture_method",
+    "payment_method_options",
     "payment_method",
     "payment_method_data",
     "return_url",
@@ -50,7 +62,6 @@ CREATE_PARAMS = (CONFIRM_PARAMS - {"client_secret"}) | {
     "description",
     "automatic_payment_methods",
     "payment_method_types",
-    "capture_method",
     "statement_descriptor_suffix",
 }
 CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
@@ -63,8 +74,16 @@ PUBLISHABLE_FIELDS = (
 
 
 class PaymentIntents:
-    def __init__(self, clock: Clock, events: EventLog, methods: PaymentMethods, attempts: Attempts) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        events: EventLog,
+        methods: PaymentMethods,
+        attempts: Attempts,
+        authorizations: Authorizations,
+    ) -> None:
         self._clock, self._events, self._methods, self._attempts = clock, events, methods, attempts
+        self._authorizations = authorizations
         self.payment_intents: dict[str, Obj] = {}
         self.charges = attempts.charges
         # Ids the next PaymentIntents created get, in order, before random ones: a sample event's, say.
@@ -79,7 +98,8 @@ class PaymentIntents:
             raise missing("currency")
         if not re.fullmatch(r"[a-zA-Z]{3}", currency):
             raise Rejected(400, f"Invalid currency: {currency}.", param="currency")
-        capture = read_str(params, "capture_method", ("automatic", "automatic_async")) or "automatic_async"
+        capture = read_capture_method(params) or DEFAULT_CAPTURE_METHOD
+        options = read_payment_method_options(params)
         types = read_str_list(params, "payment_method_types")
         apm = params.get("automatic_payment_methods")
         metadata = read_metadata(params)
@@ -97,7 +117,8 @@ class PaymentIntents:
             raise missing("payment_method")
         if pm and types and pm["type"] not in types:
             raise _incompatible(pm, types)
-        pi_id = self.next_ids.pop(0) if self.next_ids else new_id("pi")
+        pm_types = types or [pm["type"] if pm else "card"]
+        pi_id = self.next_ids[0] if self.next_ids else new_id("pi")
         pi: Obj = {
             "id": pi_id,
             "object": "payment_intent",
@@ -122,12 +143,16 @@ class PaymentIntents:
             "metadata": metadata,
             "next_action": None,
             "payment_method": pm["id"] if pm else None,
-            "payment_method_types": types or [pm["type"] if pm else "card"],
+            "payment_method_options": payment_method_options(pm_types, options),
+            "payment_method_types": pm_types,
             "receipt_email": read_str(params, "receipt_email"),
             "setup_future_usage": setup_future_usage,
             "statement_descriptor_suffix": read_str(params, "statement_descriptor_suffix"),
             "status": "requires_confirmation" if pm else "requires_payment_method",
         }
+        refuse_unsupported(pi, pm_types)
+        if self.next_ids:
+            self.next_ids.pop(0)
         self.payment_intents[pi_id] = pi
         self._events.emit("payment_intent.created", pi, request)
         if confirm and pm:
@@ -155,6 +180,7 @@ class PaymentIntents:
     def confirm(self, pi_id: str, params: Obj, request: RequestRef) -> Obj:
         check_known(params, CONFIRM_PARAMS)
         off_session = read_bool(params, "off_session")
+        capture, options = read_capture_method(params), read_payment_method_options(params)
         pi = find(self.payment_intents, "payment_intent", pi_id, "intent")
         _check_client_secret(pi, params)
         if pi["status"] not in CONFIRMABLE:
@@ -172,6 +198,12 @@ class PaymentIntents:
             )
         if not pi["automatic_payment_methods"] and pm["type"] not in pi["payment_method_types"]:
             raise _incompatible(pm, pi["payment_method_types"])
+        capture_settings = {
+            "capture_method": capture or pi["capture_method"],
+            "payment_method_options": payment_method_options([], options, pi["payment_method_options"]),
+        }
+        refuse_unsupported({**pi, **capture_settings}, [pm["type"]])
+        pi.update(capture_settings)
         if params.get("receipt_email"):
             pi["receipt_email"] = params["receipt_email"]
         if "setup_future_usage" in params:
@@ -185,8 +217,16 @@ class PaymentIntents:
         pi = find(self.payment_intents, "payment_intent", pi_id, "intent")
         if pi["status"] not in CANCELABLE:
             raise _unexpected_state(pi, "cancel")
+        if pi["status"] == "requires_capture":
+            self._authorizations.release(pi)
         pi.update(status="canceled", canceled_at=self._clock.timestamp(), cancellation_reason=reason, next_action=None)
         self._events.emit("payment_intent.canceled", pi, request)
+        return self._render(pi, params, request)
+
+    def capture(self, pi_id: str, params: Obj, request: RequestRef) -> Obj:
+        """https://docs.stripe.com/api/payment_intents/capture (authorizations.py)."""
+        pi = find(self.payment_intents, "payment_intent", pi_id, "intent")
+        self._authorizations.capture(pi, params, request)
         return self._render(pi, params, request)
 
     def retrieve_charge(self, charge_id: str, params: Obj, request: RequestRef) -> Obj:

@@ -71,6 +71,11 @@ class Refunds:
         charge = find(charges, "charge", params["charge"], "charge")
         if charge["status"] != "succeeded":
             raise ApiError(400, f"Charge {charge['id']} has not succeeded and cannot be refunded.", param="charge")
+        if not charge["captured"]:
+            # An authorization held for manual capture: it is released by canceling its PaymentIntent
+            # (https://docs.stripe.com/api/payment_intents/cancel). The wording is the fake's, not Stripe's.
+            message = f"Charge {charge['id']} has not been captured; cancel its PaymentIntent to release the hold."
+            raise ApiError(400, message, param="charge")
         return charge
 
 

@@ -219,7 +219,8 @@
   }
 
   function redirectQuery(returnUrl, paymentIntent) {
-    var status = { succeeded: "succeeded", processing: "processing" }[paymentIntent.status] || "failed";
+    // A card held for manual capture (requires_capture) is a successful confirmation too.
+    var status = { succeeded: "succeeded", requires_capture: "succeeded", processing: "processing" }[paymentIntent.status] || "failed";
     var query = encode({
       payment_intent: paymentIntent.id,
       payment_intent_client_secret: paymentIntent.client_secret,

@@ -22,6 +22,10 @@ from local_runtime.fake_stripe.objects import Obj, new_id
 
 PAGE_PATH = "/redirect/authenticate/"
 COMPLETE_MESSAGE = "fake-stripe:3ds-complete"  # what the page posts to Stripe.js's modal
+# `redirect_status` per PaymentIntent status: Stripe.js redirects "after a successful confirmation"
+# (https://docs.stripe.com/js/payment_intents/confirm_payment), and a card held for manual capture
+# (`requires_capture`) is one; the fake calls it "succeeded", as stripe_v3.js does.
+REDIRECT_STATUS = {"succeeded": "succeeded", "requires_capture": "succeeded", "processing": "processing"}
 
 
 @dataclass
@@ -109,7 +113,7 @@ class HostedPages:
         challenge.answered = True
         self._answer(pi, outcome == "complete")
         if challenge.return_url:
-            redirect_status = {"succeeded": "succeeded", "processing": "processing"}.get(pi["status"], "failed")
+            redirect_status = REDIRECT_STATUS.get(pi["status"], "failed")
             query = urlencode(
                 {
                     "payment_intent": pi["id"],

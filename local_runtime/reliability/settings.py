@@ -14,8 +14,10 @@ WEBHOOK_PATH = "/webhooks/stripe"
 
 
 STOCK = {"MUG-BLUE": 10_000_000, "TEA-EARL": 10_000_000, "LAST-ONE": 0}
-SCHEDULE_PARAMETERS = {**LOCAL_PARAMETERS, "LogLevel": "ERROR"}  # timeout 3 s: the timeout path runs often
+# Its expectations are those of CaptureMethod automatic (charged at once, refunded when out of stock).
+RELIABILITY_PARAMETERS = {**LOCAL_PARAMETERS, "CaptureMethod": "automatic", "LogLevel": "ERROR"}
+SCHEDULE_PARAMETERS = RELIABILITY_PARAMETERS  # timeout 3 s: the timeout path runs often
 # A long timeout where nothing should time out: under load, and while bad requests hit a waiting order.
-PATIENT_PARAMETERS = {**LOCAL_PARAMETERS, "PaymentTimeoutSeconds": "600", "LogLevel": "ERROR"}
+PATIENT_PARAMETERS = {**RELIABILITY_PARAMETERS, "PaymentTimeoutSeconds": "600"}
 
 CUSTOMER = "cus_Reliability01"  # every schedule's order is this Customer's

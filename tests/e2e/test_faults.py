@@ -21,7 +21,9 @@ def _no_faults_left(cloud):
     cloud.aws.clear_faults()
 
 
-def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(cloud, stripe, monkeypatch) -> None:
+def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(
+    cloud, stripe, capture_method, monkeypatch
+) -> None:
     # botocore's backoff between those attempts (random, up to 3 s) would race the 3 s payment timeout
     monkeypatch.setattr("botocore.endpoint.time", types.SimpleNamespace(sleep=lambda seconds: None))
     # Given the outcome webhook arrives after the token is stored, and SendTaskSuccess is
@@ -41,10 +43,12 @@ def test_throttled_resume_answers_503_and_stripes_redelivery_resumes(cloud, stri
     assert execution["status"] == "SUCCEEDED"
     assert final_state(cloud.history(execution_arn)) == "PaymentSucceeded"
     pi_ids = {pi["id"] for pi in payment_intents_of(stripe, order["orderId"])}
+    # The event that resumes: the authorisation (CaptureMethod manual), or the payment
+    resuming = {"manual": "payment_intent.amount_capturable_updated", "automatic": "payment_intent.succeeded"}
     events = {
         e["id"]
         for e in stripe.events
-        if e["type"] == "payment_intent.succeeded" and e["data"]["object"]["id"] in pi_ids
+        if e["type"] == resuming[capture_method] and e["data"]["object"]["id"] in pi_ids
     }
     statuses = [d.status for d in stripe.deliveries if d.event_id in events]
     assert statuses == [503, 200]

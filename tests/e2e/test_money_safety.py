@@ -79,19 +79,25 @@ def test_two_executions_started_at_once_for_one_order_charge_once(cloud, stripe)
 # -- transient is never definitive
 
 
-def test_a_short_outage_during_fulfilment_refunds_nothing(cloud, stripe) -> None:
-    # Given a paid order whose fulfilment transaction conflicts (a hot SKU in a flash sale) more often
-    # than FulfilOrder's own Retry tries, and Stripe then fails the confirmation twice more
+@pytest.mark.parametrize(
+    ("capture_method", "stock_step"),
+    [("manual", "ReserveStock"), ("automatic", "FulfilOrder")],
+    indirect=["capture_method"],
+)
+def test_a_short_outage_during_fulfilment_refunds_nothing(cloud, stripe, stock_step: str) -> None:
+    # Given a paid (or authorised) order whose stock transaction conflicts (a hot SKU in a flash sale) more often
+    # than the step's own Retry tries
     order_id = f"conflict-{uuid.uuid4().hex[:8]}"
     cloud.aws.inject(Fault("dynamodb", "TransactWriteItems", "TransactionConflictException", times=6,
                            match=lambda body: order_id in body))  # fmt: skip
 
     outcome = run_scenario(cloud, stripe, SUCCEEDED, order_id=order_id)
 
-    # Then the step parked and ran again: fulfilled, and nothing refunded
+    # Then the step parked and ran again: fulfilled, nothing refunded, no authorisation released
     assert outcome.ok, outcome.timeline
-    assert "state    ParkFulfilOrder" in "\n".join(outcome.timeline)
+    assert f"state    Park{stock_step}" in "\n".join(outcome.timeline)
     assert refunds_of(stripe, order_id) == []
+    assert [pi["status"] for pi in payment_intents_of(stripe, order_id)] == ["succeeded"]
 
 
 def test_a_rejected_api_key_parks_instead_of_failing_the_order(cloud, stripe) -> None:
@@ -171,9 +177,14 @@ def test_an_order_too_large_to_fulfil_in_one_transaction_is_refused_before_any_c
     assert payment_intents_of(stripe, order_id) == []
 
 
-def test_the_largest_order_stays_under_the_item_and_payload_limits(cloud, stripe) -> None:
+@pytest.mark.parametrize(
+    ("capture_method", "longest_path_end"), [("manual", "OutOfStock"), ("automatic", "Refunded")],
+    indirect=["capture_method"],
+)
+def test_the_largest_order_stays_under_the_item_and_payload_limits(cloud, stripe, longest_path_end: str) -> None:
     # Given the largest order validation admits: 99 lines of 64-character SKUs, the last out of stock, so the
-    # execution takes the longest path that carries the order (paid, out of stock, refunded)
+    # execution takes the longest path that carries the order (authorised or paid, out of stock, released or
+    # refunded)
     order_id = "L" * 64
     skus = [f"{n:02d}".ljust(64, "S") for n in range(99)]
     inventory = cloud.table("InventoryTable")
@@ -187,7 +198,7 @@ def test_the_largest_order_stays_under_the_item_and_payload_limits(cloud, stripe
     execution = cloud.wait_for(arn, timeout=60)
 
     # Then it ran to its end, and every state's data and the order item stayed far inside the limits
-    assert final_state(cloud.history(arn)) == "Refunded", execution
+    assert final_state(cloud.history(arn)) == longest_path_end, execution
     largest_state = max(
         len(json.dumps(details.get("input") or details.get("output") or "").encode())
         for event in cloud.history(arn)

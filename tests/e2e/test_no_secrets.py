@@ -111,7 +111,8 @@ def _task_tokens(history: list[dict[str, Any]]) -> list[str]:
 
 
 def test_the_paths_ran_and_their_logs_were_captured(run: Run) -> None:
-    assert "PaymentIntent created" in run.logs and "Webhook handled" in run.logs and "refunded" in run.logs
+    assert "PaymentIntent created" in run.logs and "Webhook handled" in run.logs and "Stock reserved" in run.logs
+    assert "Authorisation settled" in run.logs and "out_of_stock" in run.logs
     assert sum(name.startswith("client_secret") for name in run.secrets) >= len(PATHS)
 
 

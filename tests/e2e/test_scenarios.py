@@ -20,14 +20,25 @@ from local_runtime.scenarios import (
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario_ends_in_the_expected_state_with_invariants_intact(scenario_outcome, scenario: Scenario) -> None:
-    outcome = scenario_outcome(scenario)
+BOTH_CAPTURE_METHODS = [
+    pytest.param(scenario, method, id=f"{scenario.name} [{method}]")
+    for method in ("manual", "automatic")
+    for scenario in SCENARIOS
+    if not (scenario.manual_only and method == "automatic")
+]
 
-    assert outcome.final_state == scenario.expected_state, outcome.timeline
-    assert outcome.order_status == scenario.expected_order_status, outcome.timeline
+
+@pytest.mark.parametrize(("scenario", "capture_method"), BOTH_CAPTURE_METHODS, indirect=["capture_method"])
+def test_scenario_ends_in_the_expected_state_with_invariants_intact(
+    scenario_outcome, scenario: Scenario, capture_method: str
+) -> None:
+    outcome = scenario_outcome(scenario)
+    expected_state, expected_order_status = scenario.expected(capture_method)
+
+    assert outcome.final_state == expected_state, outcome.timeline
+    assert outcome.order_status == expected_order_status, outcome.timeline
     assert outcome.problems == []
-    assert outcome.execution_status == ("SUCCEEDED" if scenario.expected_state == "PaymentSucceeded" else "FAILED")
+    assert outcome.execution_status == ("SUCCEEDED" if expected_state == "PaymentSucceeded" else "FAILED")
 
 
 @pytest.mark.parametrize("destination", DESTINATIONS[1:])
@@ -66,13 +77,18 @@ def _states_entered(cloud: LocalCloud, order_id: str) -> list[dict[str, Any]]:
     return [e["stateEnteredEventDetails"] for e in cloud.history(arn) if e["type"].endswith("StateEntered")]
 
 
-def test_a_card_payment_enters_no_state_it_does_not_need(cloud: LocalCloud, stripe: FakeStripe) -> None:
+@pytest.mark.parametrize(
+    ("capture_method", "paid"),
+    [("manual", ["ReserveStock", "CapturePayment", "FulfilOrder"]), ("automatic", ["FulfilOrder"])],
+    indirect=["capture_method"],
+)
+def test_a_card_payment_enters_no_state_it_does_not_need(cloud: LocalCloud, stripe: FakeStripe, paid) -> None:
     # Step Functions bills every state entered: AcceptOrder's result is already the first attempt's state
     outcome = run_scenario(cloud, stripe, next(s for s in SCENARIOS if s.name == "succeeded"))
 
     entered = _states_entered(cloud, outcome.order_id)
     assert [state["name"] for state in entered] == [
-        "AcceptOrder", "CreatePaymentIntent", "WaitForPaymentOutcome", "RouteOutcome", "FulfilOrder", "SendReceipt",
+        "AcceptOrder", "CreatePaymentIntent", "WaitForPaymentOutcome", "RouteOutcome", *paid, "SendReceipt",
         "PaymentSucceeded",
     ]  # fmt: skip
     first = json.loads(entered[1]["input"])

@@ -73,6 +73,17 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("dynamodb:GetItem", "OrdersTable"),
         *READS_STRIPE_SECRET,
     },
+    # steps.reserve_stock and steps.capture_payment / release_authorization -> Stripe (secret);
+    # OrderRecords.reserve / release: one transaction on orders and inventory, get on a cancelled one
+    **{
+        function: {
+            ("dynamodb:UpdateItem", "OrdersTable"),
+            ("dynamodb:UpdateItem", "InventoryTable"),
+            ("dynamodb:GetItem", "OrdersTable"),
+            *READS_STRIPE_SECRET,
+        }
+        for function in ("ReserveStockFunction", "SettleAuthorizationFunction")
+    },
     # steps.refund_payment -> Stripe (secret), orders.append_status
     "RefundPaymentFunction": {("dynamodb:UpdateItem", "OrdersTable"), *READS_STRIPE_SECRET},
     # Mailer.send -> sesv2 send_email
@@ -270,7 +281,7 @@ def test_only_the_functions_that_call_stripe_read_the_secret(cfn: dict[str, Any]
     assert readers == {
         "CreatePaymentIntentFunction", "StripeWebhookFunction", "SettlePaymentIntentFunction", "RefundPaymentFunction",
         "FulfilOrderFunction", "ReconcilePaymentsFunction", "ConfirmPaymentIntentFunction", "GetPaymentFunction",
-        "StripeEventsFunction",
+        "StripeEventsFunction", "ReserveStockFunction", "SettleAuthorizationFunction",
     }  # fmt: skip
     for function in readers:
         (decrypt,) = [s for s in statements(function_role(cfn, function)) if s["Action"] == "kms:Decrypt"]
@@ -372,9 +383,26 @@ def test_alarms_watch_failed_and_timed_out_executions_the_webhook_and_throttles(
     assert ("AWS/Lambda", "Throttles") in watched
     webhook_errors = cfn["Resources"]["WebhookErrorsAlarm"]["Properties"]["Dimensions"]
     assert webhook_errors == [{"Name": "FunctionName", "Value": {"Ref": "StripeWebhookFunction"}}]
-    throttles = cfn["Resources"]["ThrottlesAlarm"]["Properties"]["Metrics"]
-    throttled = {q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"] for q in throttles if "MetricStat" in q}
-    assert throttled == set(EXPECTED_GRANTS) - CONDITIONAL_FUNCTIONS
+    throttled = [
+        query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").values()
+        for query in alarm["Properties"].get("Metrics", [])
+        if "MetricStat" in query and query["MetricStat"]["Metric"]["MetricName"] == "Throttles"
+    ]
+    assert sorted(throttled) == sorted(set(EXPECTED_GRANTS) - CONDITIONAL_FUNCTIONS)
+
+
+def test_no_alarm_reads_more_metrics_than_cloudwatch_allows(cfn: dict[str, Any]) -> None:
+    # A PutMetricAlarm takes at most 10 MetricStat queries (a hard limit); CloudFormation fails the deployment.
+    # docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-limits.html
+    for logical_id, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        queries = alarm["Properties"].get("Metrics", [])
+        assert sum("MetricStat" in query for query in queries) <= 10, logical_id
+        assert len(queries) <= 20, logical_id
+        for query in queries:
+            if "Expression" in query:
+                ids = {q["Id"] for q in queries if "MetricStat" in q}
+                assert set(re.findall(r"FILL\((\w+), 0\)", query["Expression"])) == ids, logical_id
 
 
 def test_one_execution_needing_attention_or_one_orphaned_payment_is_enough_to_alarm(cfn: dict[str, Any]) -> None:

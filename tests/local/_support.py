@@ -1,19 +1,24 @@
 """Helpers for driving the fake Stripe with the real stripe-python client over HTTP."""
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 import stripe
 
 from local_runtime.fake_stripe import FakeStripe
 
 PI = "/v1/payment_intents"
+STRIPE_JS_HARNESS = Path(__file__).with_name("stripe_js_harness.js")
 
 
 class WebhookReceiver:
@@ -66,9 +71,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 
 
 def client_of(fake: FakeStripe, max_network_retries: int = 2) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        fake.api_key, base_addresses={"api": fake.url}, max_network_retries=max_network_retries
-    )
+    return stripe.StripeClient(fake.api_key, base_addresses={"api": fake.url}, max_network_retries=max_network_retries)
 
 
 def create(
@@ -92,3 +95,16 @@ def raw_request(
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def run_stripe_js(fake: FakeStripe, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run the fake's stand-in Stripe.js in Node (stripe_js_harness.js) through `steps`; skipped without Node."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node is not installed")
+    config = json.dumps({"base": fake.url, "key": fake.publishable_key, "steps": steps})
+    done = subprocess.run(
+        [node, str(STRIPE_JS_HARNESS), config], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -4,21 +4,14 @@ those of https://docs.stripe.com/js/payment_intents/confirm_payment,
 https://docs.stripe.com/js/payment_intents/retrieve_payment_intent,
 https://docs.stripe.com/js/payment_intents/handle_next_action and https://docs.stripe.com/js/elements/submit."""
 
-import json
-import shutil
-import subprocess
 import urllib.request
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import stripe
 
 from local_runtime.fake_stripe import Browser, FakeStripe
-from tests.local._support import create
-
-HARNESS = Path(__file__).with_name("stripe_js_harness.js")
+from tests.local._support import create, run_stripe_js
 
 
 @pytest.fixture
@@ -100,16 +93,6 @@ def test_stripe_js_is_served_at_v3(fake: FakeStripe) -> None:
         assert response.headers["Content-Type"].startswith("application/javascript")
     assert "global.Stripe = Stripe" in code
     assert "import " not in code and "require(" not in code  # no dependencies
-
-
-def run_stripe_js(fake: FakeStripe, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node is not installed")
-    config = json.dumps({"base": fake.url, "key": fake.publishable_key, "steps": steps})
-    done = subprocess.run([node, str(HARNESS), config], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_stripe_js_confirms_payments_in_node(fake: FakeStripe, client: stripe.StripeClient) -> None:

@@ -56,6 +56,7 @@ def payment_intent_event(
         "payment_intent.canceled": "canceled",
         "payment_intent.processing": "processing",
         "payment_intent.requires_action": "requires_action",
+        "payment_intent.amount_capturable_updated": "requires_capture",
     }.get(event_type, "requires_payment_method")
     payment_intent = copy.deepcopy(STRIPE_EXAMPLES["payment_intent"])
     payment_intent.update(
@@ -63,6 +64,7 @@ def payment_intent_event(
         client_secret=f"{payment_intent_id}_secret_example",
         amount=2500,
         amount_received=2500 if status == "succeeded" else 0,
+        amount_capturable=2500 if status == "requires_capture" else 0,
         currency="usd",
         status=status,
         last_payment_error=last_payment_error,

@@ -17,6 +17,7 @@ TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "Stri
 PARKED_STEPS = (
     "CreatePaymentIntent", "WaitForPaymentOutcome", "RetryOffSession", "SettleFailedAttempt", "ReconcileAfterTimeout",
     "FulfilOrder", "RefundPayment", "MarkOrderRejected", "MarkOrderFailed", "MarkOrderCanceled", "MarkOrderTimedOut",
+    "ReserveStock", "CapturePayment", "ReleaseAuthorization", "MarkOrderOutOfStock", "MarkOrderAuthorizationExpired",
 )  # fmt: skip
 
 
@@ -95,7 +96,7 @@ def test_final_states_name_the_outcome(states: dict[str, Any]) -> None:
 
     assert finals == {
         "PaymentSucceeded", "OrderRejected", "DuplicateOrder", "PaymentRejected", "PaymentFailed", "PaymentCanceled",
-        "PaymentTimedOut", "Refunded", "NeedsAttention",
+        "PaymentTimedOut", "Refunded", "NeedsAttention", "OutOfStock", "AuthorizationExpired",
     }  # fmt: skip
     for name in finals - {"PaymentSucceeded"}:
         assert {"Error", "ErrorPath"} & set(states[name]), name
@@ -165,3 +166,30 @@ def test_a_failed_token_registration_is_retried_with_a_fresh_token_not_reconcile
     assert {"Lambda.Unknown", "Sandbox.Timedout", "Lambda.ServiceException"} <= retried
     catches = {c["ErrorEquals"][0]: c["Next"] for c in wait["Catch"]}
     assert catches == {"States.Timeout": "ReconcileAfterTimeout", "States.ALL": "ParkWaitForPaymentOutcome"}
+
+
+def test_an_authorisation_is_captured_only_after_its_stock_is_reserved(states: dict[str, Any]) -> None:
+    # What leads to CapturePayment: ReserveStock's success, nothing else (no Catch, no Choice, no other Next).
+    into_capture = {
+        name
+        for name, state in states.items()
+        if state.get("Next") == "CapturePayment"
+        or state.get("Default") == "CapturePayment"
+        or any(c["Next"] == "CapturePayment" for c in state.get("Choices", []) + state.get("Catch", []))
+    }
+    assert into_capture == {"ReserveStock", "ResumeParkedStep"} or into_capture == {"ReserveStock"}
+    resume = states.get("ResumeParkedStep", {}).get("Choices", [])
+    assert all(c.get("StringEquals") == "CapturePayment" for c in resume if c["Next"] == "CapturePayment")
+    # Every authorised outcome goes to ReserveStock; out of stock releases the authorisation, never refunds.
+    authorised = [
+        choice["Next"]
+        for state in states.values()
+        for choice in state.get("Choices", [])
+        if choice.get("StringEquals") == "requires_capture"
+    ]
+    assert authorised and set(authorised) == {"ReserveStock"}
+    reserve_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["ReserveStock"]["Catch"]}
+    assert reserve_catches["OutOfStock"] == "ReleaseAuthorization"
+    capture_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["CapturePayment"]["Catch"]}
+    assert capture_catches["AuthorizationExpired"] == "ReleaseAuthorization"
+    assert states["CapturePayment"]["Next"] == "FulfilOrder"

@@ -177,7 +177,12 @@ def test_spent_token_answers_token_spent(handle, register, payments, sfn, code: 
 
 @pytest.mark.parametrize(
     ("event_type", "recovered"),
-    [("payment_intent.succeeded", True), ("payment_intent.payment_failed", False), ("payment_intent.canceled", False)],
+    [
+        ("payment_intent.succeeded", True),
+        ("payment_intent.amount_capturable_updated", True),
+        ("payment_intent.payment_failed", False),
+        ("payment_intent.canceled", False),
+    ],
 )
 def test_a_payment_whose_execution_stopped_waiting_starts_the_reconciler(
     payments, register, sfn, event_type: str, recovered: bool
@@ -465,3 +470,27 @@ def test_stored_token_outlives_the_task_timeout(register, payments) -> None:
     item = payments.get(pi)
     assert item["taskToken"] == "token-ttl"  # type: ignore[index]
     assert item["expiresAt"] == int(NOW.timestamp()) + 3600 + steps.TOKEN_TTL_MARGIN_SECONDS  # type: ignore[index]
+
+
+def test_an_authorisation_resumes_the_execution_and_its_capture_starts_no_reconciler(
+    handle, register, payments, sfn
+) -> None:
+    # CaptureMethod manual: Stripe sends payment_intent.amount_capturable_updated when the card is authorised
+    # (docs.stripe.com/payments/place-a-hold-on-a-payment-method), then payment_intent.succeeded when the
+    # workflow captures, after its task token was spent on the authorisation.
+    pi = created_payment_intent(payments)
+    register(pi, "token-1")
+    started: list[str] = []
+
+    def deliver(event_type: str, created: int) -> WebhookResult:
+        return handle_payment_event(
+            payment_intent_event(event_type, pi, created=created), app_id=APP_ID, payments=payments,
+            task_tokens=TaskTokens(sfn), now=NOW, recover=started.append,
+        )  # fmt: skip
+
+    assert deliver("payment_intent.amount_capturable_updated", CREATED) is WebhookResult.RESUMED
+    assert [outcome["status"] for _, outcome in sfn.resumed] == ["requires_capture"]
+    assert deliver("payment_intent.succeeded", CREATED + 5) is WebhookResult.TOKEN_SPENT
+    assert (len(sfn.calls), started) == (1, [])  # not even a SendTaskSuccess on the spent token
+    # An authorisation delivered late, after its capture, changes nothing
+    assert deliver("payment_intent.amount_capturable_updated", CREATED + 1) is WebhookResult.DUPLICATE

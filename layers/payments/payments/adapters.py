@@ -65,5 +65,6 @@ def stripe_gateway() -> StripeGateway:
 def _stripe_gateway(api_key: str) -> StripeGateway:
     config = settings()
     return StripeGateway.connect(
-        api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id, config.checkout_page_url
-    )
+        api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id, config.checkout_page_url,
+        config.capture_method,
+    )  # fmt: skip

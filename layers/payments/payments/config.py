@@ -22,6 +22,7 @@ class Settings:
     reconciler_function: str  # empty: the webhook starts no recovery
     checkout_page_url: str  # where the customer pays: return_url, and the link in a "pay again" e-mail
     state_machine_arn: str  # the merchant API starts payments on it
+    capture_method: str  # manual: cards are authorised, the stock reserved, then captured; automatic: charged at once
     reconcile_grace_seconds: int
     reconcile_lookback_seconds: int
 
@@ -50,6 +51,7 @@ def settings() -> Settings:
         reconciler_function=env("RECONCILER_FUNCTION", ""),
         checkout_page_url=env("CHECKOUT_PAGE_URL", ""),
         state_machine_arn=env("STATE_MACHINE_ARN", ""),
+        capture_method=env("CAPTURE_METHOD", "manual"),
         reconcile_grace_seconds=60 * _int("RECONCILE_AFTER_MINUTES", 30),
         reconcile_lookback_seconds=_int("RECONCILE_LOOKBACK_SECONDS", 172800),
     )

@@ -53,6 +53,11 @@ class OutOfStock(PaymentError):
         self.sku = sku
 
 
+class AuthorizationExpired(PaymentError):
+    """An authorised payment can no longer be captured: its authorisation expired, or was released before its
+    deadline so that it would not lapse silently. Nothing is charged; the stock reserved for it is released."""
+
+
 class OrderNotFound(PaymentError):
     """The orders table has no record for this order id."""
 

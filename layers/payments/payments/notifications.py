@@ -48,6 +48,18 @@ def compose(kind: str, order: Order, details: dict[str, Any]) -> Message:
             f"Payment for order {order.order_id} was not completed",
             f"We did not receive your payment of {total} in time, so the order was cancelled.\n",
         )
+    if kind == "out_of_stock":
+        return Message(
+            f"Order {order.order_id} cancelled: out of stock",
+            f"We could not reserve your order ({reason}), so we released the hold on your card: you were not "
+            f"charged the {total}.\n",
+        )
+    if kind == "authorization_expired":
+        return Message(
+            f"Order {order.order_id} cancelled",
+            f"We could not complete your order in time and released the hold of {total} on your card: you were not "
+            "charged.\n",
+        )
     if kind == "refunded":
         return Message(
             f"Order {order.order_id} refunded",

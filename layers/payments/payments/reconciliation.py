@@ -1,4 +1,5 @@
-"""The reconciler: no paid order is left neither fulfilled nor refunded, and no stray payment is kept.
+"""The reconciler: no paid order is left neither fulfilled nor refunded, no authorised one neither captured nor
+released, and no stray payment is kept.
 
 It compares what Stripe says was paid with the Orders table and repairs the difference with the very
 steps the workflow uses (fulfil once, refund once), so that it can run at any time beside a live
@@ -8,23 +9,24 @@ execution: every write it makes is conditional, every Stripe write keyed.
 import json
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from payments.errors import OutOfStock
+from payments.errors import AuthorizationExpired, OutOfStock, PaymentRequestRejected
 from payments.executions import Executions
 from payments.orders import parse_order
 from payments.records import OrderRecords
-from payments.steps import refund_payment
+from payments.steps import capture_payment, refund_payment, release_authorization, reserve_stock
 from payments.stripe_gateway import PaymentIntentView, StripeGateway
 
 # Ends that are the business's answer, not a fault: anything else (NeedsAttention, a raw States.* error,
 # a timeout or an abort of the whole execution) pages someone.
 BUSINESS_OUTCOMES = frozenset({
     "InvalidOrder", "DuplicateOrder", "PaymentRequestRejected", "PaymentFailed", "PaymentCanceled",
-    "PaymentTimedOut", "OutOfStock",
+    "PaymentTimedOut", "OutOfStock", "AuthorizationExpired",
 })  # fmt: skip
 ALIVE = frozenset({"RUNNING", "PENDING_REDRIVE"})
 
@@ -34,7 +36,9 @@ class Finding(StrEnum):
     IN_FLIGHT = "in_flight"  # its execution is running, or it succeeded moments ago
     FULFILLED = "fulfilled"  # repaired: paid and neither fulfilled nor refunded, now fulfilled
     REFUNDED = "refunded"  # repaired: paid, could not be fulfilled, now refunded
+    RELEASED = "released"  # repaired: authorised, out of stock or past its deadline, now released (no charge)
     STRAY_REFUNDED = "stray_refunded"  # paid, but not the PaymentIntent its order is bound to: refunded
+    STRAY_RELEASED = "stray_released"  # authorised, but not the PaymentIntent its order is bound to: released
 
 
 @dataclass(frozen=True)
@@ -46,27 +50,38 @@ class Reconciler:
     grace_seconds: int  # a payment younger than this is left to its execution
 
     def sweep(self, since: int, now: datetime) -> Counter[Finding]:
-        """Every payment of this deployment that succeeded at Stripe since `since`."""
-        return Counter(
-            self.payment(payment_intent, succeeded_at, now)
-            for payment_intent, succeeded_at in self.stripe.succeeded_payments(since)
-        )
+        """Every payment of this deployment that succeeded, or was authorised, at Stripe since `since`."""
+        found: Counter[Finding] = Counter()
+        for payment_intent, at in self.stripe.paid_or_authorised(since):
+            if payment_intent.status == "requires_capture":
+                payment_intent = self.stripe.authorization(payment_intent.id)  # captured or released since?
+                if payment_intent.status != "requires_capture":
+                    continue  # a capture has its own succeeded event; a released authorisation costs nothing
+            found[self.payment(payment_intent, at, now)] += 1
+        return found
 
     def order(self, order_id: str, now: datetime) -> Counter[Finding]:
-        """An order whose execution ended: each of its attempts' PaymentIntents that Stripe says is paid."""
+        """An order whose execution ended: each of its attempts' PaymentIntents that Stripe says is paid or
+        authorised, and stock still held for an authorisation that ended."""
         record = self.orders.get(order_id) or {}
         found: Counter[Finding] = Counter()
-        for attempt in (record.get("attempts") or {}).values():
-            if attempt.get("paymentIntentId"):
-                payment_intent = self.stripe.retrieve(attempt["paymentIntentId"])
-                if payment_intent.status == "succeeded":
-                    found[self.payment(payment_intent, 0, now)] += 1
+        attempts = (record.get("attempts") or {}).values()
+        for payment_intent_id in dict.fromkeys(a["paymentIntentId"] for a in attempts if a.get("paymentIntentId")):
+            payment_intent = self.stripe.authorization(payment_intent_id)
+            if payment_intent.status in ("succeeded", "requires_capture"):
+                found[self.payment(payment_intent, 0, now)] += 1
+            elif payment_intent.status == "canceled" and record.get("reservedPaymentIntentId") == payment_intent_id:
+                reason = f"the authorisation of {payment_intent_id} ended ({payment_intent.cancellation_reason})"
+                if self.orders.release(parse_order(record), payment_intent_id, now, reason):
+                    found[Finding.RELEASED] += 1
         return found
 
     def payment_intent(self, payment_intent_id: str, now: datetime) -> Finding | None:
         """One PaymentIntent, for instance one whose webhook found no execution waiting."""
-        payment_intent = self.stripe.retrieve(payment_intent_id)
-        if payment_intent.status != "succeeded" or not payment_intent.metadata.get("order_id"):
+        payment_intent = self.stripe.authorization(payment_intent_id)
+        if payment_intent.status not in ("succeeded", "requires_capture"):
+            return None
+        if not payment_intent.metadata.get("order_id"):
             return None
         return self.payment(payment_intent, 0, now)
 
@@ -90,9 +105,22 @@ class Reconciler:
         return self._complete(record, payment_intent, now)
 
     def _complete(self, record: dict[str, Any], payment_intent: PaymentIntentView, now: datetime) -> Finding:
-        """A paid order its execution left behind: fulfil it, or refund it when the stock is gone."""
+        """A paid order its execution left behind: fulfil it, or refund it when the stock is gone. An authorised
+        one takes the workflow's steps: reserve, capture, fulfil; or release when out of stock or too late."""
         order = parse_order(record)
         attempt = int(payment_intent.metadata.get("attempt") or 1)
+        if payment_intent.status == "requires_capture":
+            try:
+                reserved = reserve_stock(order, payment_intent.id, stripe=self.stripe, orders=self.orders, now=now)
+                capture_payment(payment_intent.id, reserved["captureBefore"], stripe=self.stripe, now=now)
+            except (OutOfStock, AuthorizationExpired) as ended:
+                error = {"Error": type(ended).__name__, "Cause": json.dumps({"errorMessage": str(ended)})}
+                released = release_authorization(
+                    order, payment_intent.id, error, stripe=self.stripe, orders=self.orders, now=now
+                )
+                kind = "out_of_stock" if isinstance(ended, OutOfStock) else "authorization_expired"
+                self.notify(kind, order, {"reason": released["reason"]})
+                return Finding.RELEASED
         try:
             if not self.orders.fulfil(order, attempt, payment_intent.id, now, by="reconciler"):
                 return Finding.SETTLED
@@ -105,6 +133,12 @@ class Reconciler:
         return Finding.FULFILLED
 
     def _refund_stray(self, payment_intent: PaymentIntentView, order_id: str | None, now: datetime) -> Finding:
+        if payment_intent.status == "requires_capture":
+            with suppress(PaymentRequestRejected):  # captured or lapsed meanwhile: the next sweep sees which
+                self.stripe.cancel(payment_intent.id, "abandoned")
+            if order_id is not None:
+                self.orders.note(order_id, "stray_authorisation_released", now, paymentIntentId=payment_intent.id)
+            return Finding.STRAY_RELEASED
         refund_id = self.stripe.refund(payment_intent.id, reason="StrayPayment")
         if order_id is not None:
             self.orders.note(

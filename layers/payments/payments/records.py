@@ -151,6 +151,8 @@ class PaymentRecords:
             values[":outcome"] = outcome
         if terminal:
             update += ", terminalEventId = :event"
+        if status == "requires_capture":
+            update += ", authorizedEventId = :event"  # what follows is the workflow's capture, or a release
         condition = (
             "attribute_not_exists(terminalEventId) AND (attribute_not_exists(lastEventCreated)"
             " OR lastEventCreated < :created OR (lastEventCreated = :created AND lastEventRank <= :rank))"
@@ -385,22 +387,62 @@ class OrderRecords:
             raise self._unavailable(error) from error
 
     def fulfil(self, order: Order, attempt: int, payment_intent_id: str, now: datetime, by: str | None = None) -> bool:
-        """Reserve every line item and mark the order fulfilled, all or nothing, once, and only for the
-        PaymentIntent recorded for the attempt.
+        """Take every line item from stock and mark the order fulfilled, all or nothing, once, and only for the
+        PaymentIntent recorded for the attempt; for an order whose stock is reserved for it, only the latter.
 
         Returns False when an earlier run already fulfilled it. Raises OutOfStock naming the SKU, or
         PaymentNotBound for a PaymentIntent that is not the attempt's.
         """
-        order_update = self._status_update(
-            order.order_id,
-            "fulfilled",
-            now,
-            [_history_entry("paid", now, paymentIntentId=payment_intent_id, by=by), _history_entry("fulfilled", now)],
-            condition="attribute_not_exists(fulfilledAt) AND attempts.#attempt.paymentIntentId = :pi",
-        )
-        order_update["UpdateExpression"] += ", fulfilledAt = :now, paymentIntentId = :pi"
-        order_update["ExpressionAttributeNames"]["#attempt"] = str(attempt)
-        order_update["ExpressionAttributeValues"][":pi"] = payment_intent_id
+        held = self.get(order.order_id) or {}
+        reserved = held.get("reservedPaymentIntentId") == payment_intent_id
+        paid = _history_entry("paid", now, paymentIntentId=payment_intent_id, by=by)
+        entries = [paid, _history_entry("fulfilled", now)]
+        return self._transact(
+            order, "fulfilled", entries, now, attempt=attempt, payment_intent_id=payment_intent_id,
+            condition="attribute_not_exists(fulfilledAt) AND "
+            + ("reservedPaymentIntentId = :pi" if reserved else "attempts.#attempt.paymentIntentId = :pi"),
+            assignments="fulfilledAt = :now, paymentIntentId = :pi", stock=0 if reserved else -1,
+        )  # fmt: skip
+
+    def reserve(
+        self, order: Order, attempt: int, payment_intent_id: str, expires_at: int | None, now: datetime
+    ) -> bool:
+        """Hold every line item for an authorised PaymentIntent until it is captured (or the authorisation is
+        released), all or nothing, once. False when already reserved for it. Raises OutOfStock, PaymentNotBound."""
+        return self._transact(
+            order, "reserved", [_history_entry("reserved", now, paymentIntentId=payment_intent_id)], now,
+            attempt=attempt, payment_intent_id=payment_intent_id,
+            condition="attribute_not_exists(fulfilledAt) AND attribute_not_exists(reservedPaymentIntentId)"
+            " AND attempts.#attempt.paymentIntentId = :pi",
+            assignments="reservedPaymentIntentId = :pi, reservationExpiresAt = :expires",
+            values={":expires": expires_at or 0}, stock=-1,
+        )  # fmt: skip
+
+    def release(self, order: Order, payment_intent_id: str, now: datetime, reason: str) -> bool:
+        """Put the stock reserved for a PaymentIntent back (its authorisation cancelled or expired). False when
+        there is nothing of it to release (released before, or fulfilled)."""
+        try:
+            return self._transact(
+                order, "released", [_history_entry("released", now, paymentIntentId=payment_intent_id, reason=reason)],
+                now, payment_intent_id=payment_intent_id,
+                condition="attribute_not_exists(fulfilledAt) AND reservedPaymentIntentId = :pi",
+                assignments="releasedAt = :now", remove="reservedPaymentIntentId", stock=+1,
+            )  # fmt: skip
+        except PaymentNotBound:
+            return False
+
+    def _transact(
+        self, order: Order, status: str, entries: list[dict[str, Any]], now: datetime, *, payment_intent_id: str,
+        condition: str, assignments: str, stock: int, attempt: int | None = None, values: dict[str, Any] | None = None,
+        remove: str | None = None,
+    ) -> bool:  # fmt: skip
+        """One transaction: the order's update under `condition`, and each line item's stock moved by `stock`
+        (-1 takes, +1 puts back, 0 leaves). False when the order's condition failed because it is fulfilled."""
+        order_update = self._status_update(order.order_id, status, now, entries, condition=condition)
+        order_update["UpdateExpression"] += f", {assignments}" + (f" REMOVE {remove}" if remove else "")
+        if "#attempt" in condition:
+            order_update["ExpressionAttributeNames"]["#attempt"] = str(attempt)
+        order_update["ExpressionAttributeValues"].update({":pi": payment_intent_id, **(values or {})})
         order_update["TableName"] = self._table
         stock_updates = [
             {
@@ -411,8 +453,15 @@ class OrderRecords:
                     "ConditionExpression": "available >= :quantity",
                     "ExpressionAttributeValues": {":quantity": item.quantity},
                 }
+                if stock < 0
+                else {
+                    "TableName": self._inventory,
+                    "Key": {"sku": item.sku},
+                    "UpdateExpression": "SET available = if_not_exists(available, :zero) + :quantity",
+                    "ExpressionAttributeValues": {":quantity": item.quantity, ":zero": 0},
+                }
             }
-            for item in order.items
+            for item in (order.items if stock else ())
         ]
         try:
             self._dynamodb.transact_write_items(TransactItems=[{"Update": order_update}, *stock_updates])
@@ -424,7 +473,7 @@ class OrderRecords:
                 held = self.get(order.order_id)
                 if held is None:
                     raise OrderNotFound(order.order_id) from error
-                if "fulfilledAt" in held:
+                if "fulfilledAt" in held or held.get("reservedPaymentIntentId") == payment_intent_id:
                     return False
                 raise PaymentNotBound(
                     f"PaymentIntent {payment_intent_id} is not the one recorded for attempt {attempt} "
@@ -433,7 +482,7 @@ class OrderRecords:
             for item, reason in zip(order.items, reasons[1:], strict=False):
                 if reason == "ConditionalCheckFailed":
                     raise OutOfStock(item.sku) from error
-            raise AwsUnavailable(f"fulfilment transaction cancelled: {reasons}") from error
+            raise AwsUnavailable(f"stock transaction cancelled: {reasons}") from error
         except BotoCoreError as error:
             raise self._unavailable(error) from error
         return True

@@ -5,12 +5,12 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
-from payments.errors import PaymentNotConfirmed, PaymentRequestRejected
+from payments.errors import AuthorizationExpired, PaymentNotConfirmed, PaymentRequestRejected
 from payments.executions import ExecutionRef
 from payments.notifications import Mailer, compose
 from payments.orders import Order, parse_order
 from payments.records import OrderRecords, PaymentRecords
-from payments.stripe_gateway import CANCELABLE, PaymentIntentView, StripeGateway
+from payments.stripe_gateway import UNPAID, PaymentIntentView, StripeGateway
 from payments.task_tokens import TaskTokens
 
 # Once an outcome is stored, the token writer resumes the execution itself: a webhook that
@@ -113,13 +113,14 @@ def failure_reason(payment_intent: PaymentIntentView) -> str:
 def settle_payment_intent(
     payment_intent_id: str, why: str, *, stripe: StripeGateway, payments: PaymentRecords, now: datetime
 ) -> dict[str, Any]:
-    """Take Stripe's word for the PaymentIntent's status and cancel it unless it is paid or paying.
+    """Take Stripe's word for the PaymentIntent's status and cancel it unless it is paid, paying or authorised
+    (an authorisation is captured once the stock is reserved, or released on purpose).
 
     After this a failed or timed-out attempt can never be charged later.
     """
     payment_intent = stripe.retrieve(payment_intent_id)
     reason = failure_reason(payment_intent)
-    if payment_intent.status in CANCELABLE:
+    if payment_intent.status in UNPAID:
         # If it moved on (paid or processing) between our two calls, the retrieve below says how.
         with suppress(PaymentRequestRejected):
             stripe.cancel(payment_intent_id, "abandoned")
@@ -145,6 +146,72 @@ def fulfil_order(
     ):
         raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
     return {"fulfilled": orders.fulfil(order, int(attempt), payment_intent_id, now, by=by)}
+
+
+# Capture (or release) an authorisation this long before Stripe's deadline at the latest: a capture must not race it.
+CAPTURE_MARGIN_SECONDS = 3600
+
+
+def reserve_stock(
+    order: Order, payment_intent_id: str, *, stripe: StripeGateway, orders: OrderRecords, now: datetime
+) -> dict[str, Any]:
+    """Hold the order's stock for an authorisation Stripe confirms (requires_capture), before anything is charged.
+    Raises OutOfStock (the authorisation is then released: no charge, no refund), or PaymentNotConfirmed."""
+    payment_intent = stripe.authorization(payment_intent_id)
+    attempt = payment_intent.metadata.get("attempt", "")
+    if (
+        payment_intent.status != "requires_capture"
+        or payment_intent.metadata.get("order_id") != order.order_id
+        or not (attempt.isascii() and attempt.isdigit())
+    ):
+        raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
+    reserved = orders.reserve(order, int(attempt), payment_intent_id, payment_intent.capture_before, now)
+    return {"reserved": reserved, "captureBefore": payment_intent.capture_before}
+
+
+def capture_payment(
+    payment_intent_id: str, capture_before: int | None, *, stripe: StripeGateway, now: datetime
+) -> dict[str, Any]:
+    """Take the authorised money now that the stock is held, never after the authorisation's deadline: past
+    `capture_before` (as ReserveStock read it from Stripe) less a margin it is released instead, and
+    AuthorizationExpired says so (as for one that expired: docs.stripe.com/payments/place-a-hold-on-a-payment-method).
+    One Stripe request when all is well: Stripe refuses to capture a PaymentIntent that is not requires_capture
+    (docs.stripe.com/api/payment_intents/capture), and only then is it read, to learn why."""
+    too_late = capture_before is not None and now.timestamp() >= capture_before - CAPTURE_MARGIN_SECONDS
+    try:
+        if too_late:
+            stripe.cancel(payment_intent_id, "abandoned")
+            raise AuthorizationExpired(f"the authorisation of {payment_intent_id} would lapse: released, not charged")
+        payment_intent = stripe.capture(payment_intent_id)
+    except PaymentRequestRejected:
+        payment_intent = stripe.authorization(payment_intent_id)  # captured already, or it lapsed meanwhile
+    if payment_intent.status == "canceled":
+        why = payment_intent.cancellation_reason or "canceled"
+        raise AuthorizationExpired(f"the authorisation of {payment_intent_id} ended ({why}): not charged")
+    if payment_intent.status != "succeeded":
+        raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} is {payment_intent.status} at Stripe")
+    return {"status": payment_intent.status}
+
+
+def release_authorization(
+    order: Order, payment_intent_id: str, error: dict[str, Any], *,
+    stripe: StripeGateway, orders: OrderRecords, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Release an authorisation that will not be captured, and the stock held for it. `error` is the state
+    machine's caught error (OutOfStock, AuthorizationExpired): its message is the reason."""
+    try:
+        reason = json.loads(error.get("Cause") or "{}").get("errorMessage") or str(error.get("Error"))
+    except (ValueError, AttributeError):
+        reason = str(error.get("Error"))
+    payment_intent = stripe.retrieve(payment_intent_id)
+    if payment_intent.status == "requires_capture":
+        with suppress(PaymentRequestRejected):  # captured or expired meanwhile: the retrieve below tells
+            stripe.cancel(payment_intent_id, "abandoned")
+        payment_intent = stripe.retrieve(payment_intent_id)
+    if payment_intent.status == "succeeded":
+        raise PaymentNotConfirmed(f"PaymentIntent {payment_intent_id} was captured: it is not released")
+    orders.release(order, payment_intent_id, now, reason)
+    return {"status": payment_intent.status, "reason": reason}
 
 
 def refund_payment(

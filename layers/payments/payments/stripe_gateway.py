@@ -16,6 +16,9 @@ from payments.orders import Order, checkout_url
 
 # Statuses Stripe allows a PaymentIntent to be canceled from.
 CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
+# Waiting for the customer or for nothing: settling a failed or timed-out attempt cancels these. An authorised
+# one (requires_capture) is the customer's money held for us: it is captured or released on purpose, not settled.
+UNPAID = CANCELABLE - {"requires_capture"}
 
 
 ALREADY_REFUNDED = "already_refunded"
@@ -34,6 +37,8 @@ class PaymentIntentView:
     decline_code: str | None = None
     failure_message: str | None = None
     next_action: str | None = None  # what the customer must do: use_stripe_sdk, redirect_to_url, ...
+    capture_before: int | None = None  # an authorisation's deadline (the latest charge's card details), if read
+    cancellation_reason: str | None = None  # "expired": an authorisation that lapsed
     client_secret: str | None = field(default=None, repr=False)  # lets a browser confirm it: never logged or stored
 
     @classmethod
@@ -50,8 +55,19 @@ class PaymentIntentView:
             decline_code=error.get("decline_code"),
             failure_message=error.get("message"),
             next_action=(data.get("next_action") or {}).get("type"),
+            capture_before=_capture_before(data.get("latest_charge")),
+            cancellation_reason=data.get("cancellation_reason"),
             client_secret=data.get("client_secret"),
         )
+
+
+def _capture_before(charge: Any) -> int | None:
+    """`payment_method_details.card.capture_before` of an expanded charge
+    (docs.stripe.com/api/charges/object#charge_object-payment_method_details-card-capture_before)."""
+    if not isinstance(charge, dict):
+        return None
+    deadline = ((charge.get("payment_method_details") or {}).get("card") or {}).get("capture_before")
+    return deadline if isinstance(deadline, int) else None
 
 
 def payment_idempotency_key(order_id: str, attempt: int, generation: int = 1) -> str:
@@ -64,21 +80,25 @@ def payment_idempotency_key(order_id: str, attempt: int, generation: int = 1) ->
 class StripeGateway:
     # Quoted: evaluating stripe.StripeClient here would load the client and all its services (~20 ms) into
     # functions that only verify signatures (the webhook).
-    def __init__(self, client: "stripe.StripeClient", app_id: str, checkout_page_url: str = "") -> None:
+    def __init__(
+        self, client: "stripe.StripeClient", app_id: str, checkout_page_url: str = "", capture_method: str = "automatic"
+    ) -> None:
         self._client = client
         self._app_id = app_id
         self._checkout_page_url = checkout_page_url
+        self._capture_method = capture_method
 
     @classmethod
     def connect(
-        cls, api_key: str, api_base: str, network_retries: int, app_id: str, checkout_page_url: str = ""
-    ) -> "StripeGateway":
+        cls, api_key: str, api_base: str, network_retries: int, app_id: str, checkout_page_url: str = "",
+        capture_method: str = "automatic",
+    ) -> "StripeGateway":  # fmt: skip
         client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=network_retries,
         )
-        return cls(client, app_id, checkout_page_url)
+        return cls(client, app_id, checkout_page_url, capture_method)
 
 
     def create_payment_intent(
@@ -101,6 +121,10 @@ class StripeGateway:
         # method in the order it is confirmed here, and whatever needs the customer (3-D Secure, a redirect,
         # another card) is handed to the checkout page the same way. Off-session, nobody can authenticate.
         params["automatic_payment_methods"] = {"enabled": True}
+        if self._capture_method == "manual":
+            # Cards authorise now and capture once the stock is reserved; methods that cannot be captured later
+            # (bank debits) keep the automatic capture (docs.stripe.com/payments/place-a-hold-on-a-payment-method).
+            params["payment_method_options"] = {"card": {"capture_method": "manual"}}
         if order.payment_method:
             params.update(payment_method=order.payment_method, confirm=True)
             return_url = None if order.off_session else checkout_url(self._checkout_page_url, order.order_id)
@@ -140,14 +164,15 @@ class StripeGateway:
 
         return _call(search)
 
-    def succeeded_payments(self, since: int) -> list[tuple[PaymentIntentView, int]]:
-        """This deployment's PaymentIntents that succeeded since `since`, each with the time it did, from
-        Stripe's events (kept 30 days: docs.stripe.com/api/events/list)."""
+    def paid_or_authorised(self, since: int) -> list[tuple[PaymentIntentView, int]]:
+        """This deployment's PaymentIntents that succeeded, or were authorised (CaptureMethod manual), since
+        `since`, each as its event had it with the event's time, from Stripe's events (kept 30 days:
+        docs.stripe.com/api/events/list). An authorisation's snapshot may be stale: it may have been captured or
+        released since."""
 
         def listing() -> list[tuple[PaymentIntentView, int]]:
-            events = self._client.v1.events.list(
-                {"type": "payment_intent.succeeded", "created": {"gte": since}, "limit": 100}
-            )
+            types = ["payment_intent.succeeded", "payment_intent.amount_capturable_updated"]
+            events = self._client.v1.events.list({"types": types, "created": {"gte": since}, "limit": 100})
             return [(PaymentIntentView.from_stripe(e.data.object), int(e.created)) for e in events.auto_paging_iter()]
 
         return [(view, at) for view, at in _call(listing) if view.metadata.get("app_id") == self._app_id]
@@ -165,6 +190,22 @@ class StripeGateway:
                 raise
 
         return _call(retrieve)
+
+    def authorization(self, payment_intent_id: str) -> PaymentIntentView:
+        """The PaymentIntent with its latest charge, whose card details carry the authorisation's deadline."""
+        return PaymentIntentView.from_stripe(
+            _call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id, {"expand": ["latest_charge"]}))
+        )
+
+    def capture(self, payment_intent_id: str) -> PaymentIntentView:
+        """Capture the whole authorised amount (docs.stripe.com/api/payment_intents/capture)."""
+        # Once whatever the retries: Stripe captures only a PaymentIntent in requires_capture, and refuses a second
+        # capture with payment_intent_unexpected_state. A key per call, as for cancel: a key fixed per
+        # PaymentIntent would replay a stored 500 or 400 to every later capture for 24 hours.
+        options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:capture:{uuid.uuid4().hex}"}
+        return PaymentIntentView.from_stripe(
+            _call(lambda: self._client.v1.payment_intents.capture(payment_intent_id, {}, options))
+        )
 
     def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
         return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id)))

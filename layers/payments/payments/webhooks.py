@@ -33,6 +33,8 @@ EVENT_KINDS = {
     "payment_intent.requires_action": EventKind("requires_action", 1, resumes=False, terminal=False),
     "payment_intent.processing": EventKind("processing", 1, resumes=False, terminal=False),
     "payment_intent.payment_failed": EventKind("payment_failed", 2, resumes=True, terminal=False),
+    # CaptureMethod manual: the card is authorised, nothing is charged until the workflow captures.
+    "payment_intent.amount_capturable_updated": EventKind("requires_capture", 2, resumes=True, terminal=False),
     "payment_intent.succeeded": EventKind("succeeded", 3, resumes=True, terminal=True),
     "payment_intent.canceled": EventKind("canceled", 3, resumes=True, terminal=True),
 }
@@ -134,10 +136,15 @@ def handle_payment_event(
     token = item.get("taskToken")
     if not token:
         return WebhookResult.RECORDED
+    if item.get("authorizedEventId") and kind.status != "requires_capture":
+        # The task resumed with the authorisation (or timed out): what follows is the workflow's own capture or
+        # release, and nothing waits for it.
+        return WebhookResult.TOKEN_SPENT
     # Also on a duplicate delivery: the first one may have failed after recording.
     if task_tokens.resume(token, item["outcome"]):
         return WebhookResult.RESUMED
-    if recover is not None and kind.status == "succeeded":
+    # Paid or authorised, and no execution waits for it: only the reconciler can still complete it.
+    if recover is not None and kind.status in ("succeeded", "requires_capture"):
         recover(payment_intent["id"])
     return WebhookResult.TOKEN_SPENT
 
@@ -148,6 +155,7 @@ STATE_EVENTS = {
     "canceled": "payment_intent.canceled",
     "processing": "payment_intent.processing",
     "requires_action": "payment_intent.requires_action",
+    "requires_capture": "payment_intent.amount_capturable_updated",
 }
 
 
