@@ -398,6 +398,7 @@ class Fault:
     times: int = 1
     match: Callable[[str], bool] | None = None  # only requests whose body it accepts (one order's, say)
     after_commit: bool = False  # the request takes effect, then its answer is lost to this error
+    function: str | None = None  # Lambda Invoke: only the invocations of a function whose name holds this
 
 
 class AwsTraffic:
@@ -439,7 +440,9 @@ class AwsTraffic:
                     (
                         f
                         for f in traffic._faults
-                        if (f.service, f.action) == (service, action) and (f.match is None or f.match(_body(response)))
+                        if (f.service, f.action) == (service, action)
+                        and (f.function is None or f.function in str(getattr(response, "path", "")))
+                        and (f.match is None or f.match(_body(response)))
                     ),
                     None,
                 )

@@ -46,8 +46,9 @@ class Plan:
 
     - stripe: FakeStripe's own delivery (every event type, one at a time, its own retries; see `destinations`)
     - immediate: each event as soon as Stripe emits it
-    - before_token: held until the execution is about to store its task token, then delivered first (by the bus:
-      put, and read and handled by the StripeEvents function, before the token is stored)
+    - before_token: held until CreatePaymentIntent has answered (or, if it never did, until the execution is about
+      to store its task token), then delivered before the execution goes on to wait (by the bus: put, and read and
+      handled by the StripeEvents function): handled before the token is stored, and before the wait's timeout runs
     - racing_token: held until the token is about to be stored, then delivered at the same moment
     - after_token: held until the task token is stored
     - delayed: each event (and copy) delayed at random: out of order, some after the timeout
@@ -256,6 +257,14 @@ class Courier:
         return order_id, pi_id
 
     # -- the task-token races --------------------------------------------------------------------
+
+    def payment_intent_created(self, order_id: str, pi_id: str) -> None:
+        """CreatePaymentIntent answered with this PaymentIntent, and the execution is about to go on to wait for it:
+        for "before_token", deliver what the plan held, and see it handled, now."""
+        with self._lock:
+            plan = self._plans.get(order_id)
+        if plan is not None and plan.mode == "before_token":
+            self.token_about_to_be_stored(order_id, pi_id)
 
     def token_about_to_be_stored(self, order_id: str, pi_id: str) -> None:
         """RegisterTaskToken is about to run for this PaymentIntent: release what the plan held for it."""

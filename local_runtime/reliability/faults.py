@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 UNTIL_THE_END = math.inf
@@ -92,22 +93,43 @@ def outlasts_parking(faults: tuple[Fault, ...]) -> bool:
     return any(f.lasts == UNTIL_THE_END for f in faults)
 
 
-# Which Task state invoked a function, told by the payload the ASL gives it: its keys, and for the states
-# sharing a function, the values that tell them apart.
-LAMBDA_STEPS: dict[str, tuple[set[str], dict[str, Any]]] = {
-    "AcceptOrder": ({"order", "executionId", "executionStartedAt"}, {}),
-    "CreatePaymentIntent": ({"order", "attempt", "executionId"}, {}),
-    "WaitForPaymentOutcome": ({"taskToken", "paymentIntentId", "orderId", "attempt"}, {}),
-    "SettleFailedAttempt": ({"paymentIntentId", "orderId", "reason"}, {"reason": "failed"}),
-    "ReconcileAfterTimeout": ({"paymentIntentId", "orderId", "reason"}, {"reason": "timeout"}),
-    "FulfilOrder": ({"order", "paymentIntentId"}, {}),
-    "RefundPayment": ({"order", "paymentIntentId", "error"}, {}),
-    "NotifyRetry": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": True}),
-    "NotifyFailed": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": False}),
-    "NotifyTimedOut": ({"kind", "order", "attempt", "reason"}, {"kind": "timed_out"}),
-    "NotifyRefunded": ({"kind", "order", "attempt", "reason"}, {"kind": "refunded"}),
-    "SendReceipt": ({"kind", "order", "attempt", "paymentIntentId"}, {"kind": "receipt"}),
-}
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "payment_workflow.asl.json"
+
+
+@dataclass(frozen=True)
+class LambdaStep:
+    """A Task state that invokes a function, as the ASL writes it: the keys of the payload it gives the function,
+    the values fixed in it, and the function's logical id (`${<id>Arn}`)."""
+
+    keys: frozenset[str]
+    values: dict[str, Any]
+    function: str
+
+    def takes(self, payload: dict[str, Any]) -> bool:
+        return set(payload) == self.keys and all(payload.get(k) == v for k, v in self.values.items())
+
+
+def lambda_steps(asl: dict[str, Any]) -> dict[str, LambdaStep]:
+    """Every Task state of the ASL that invokes a function (read from the ASL, so that a new or changed step cannot
+    leave the faults aimed at it firing at nothing)."""
+    steps = {}
+    for name, state in asl["States"].items():
+        parameters = state.get("Parameters") or {}
+        if state["Type"] != "Task" or not isinstance(parameters.get("Payload"), dict):
+            continue
+        payload = parameters["Payload"]
+        steps[name] = LambdaStep(
+            frozenset(key.removesuffix(".$") for key in payload),
+            {key: value for key, value in payload.items() if not key.endswith(".$")},
+            str(parameters["FunctionName"]).removeprefix("${").removesuffix("Arn}"),
+        )
+    return steps
+
+
+# Which Task state invoked a function, told by the payload the ASL gives it (its keys, and for the states sharing a
+# function, the values that tell them apart) and, where two functions take the same payload (ReserveStock and
+# FulfilOrder), by the function.
+LAMBDA_STEPS = lambda_steps(json.loads(ASL.read_text()))
 # The steps whose Catch parks them (the Notify steps move on without the e-mail; AcceptOrder's failures, having
 # charged nothing, end NeedsAttention at once).
 PARKING_STEPS = (
@@ -116,24 +138,27 @@ PARKING_STEPS = (
 )  # fmt: skip
 
 
-def lambda_step_of(payload: Any) -> str | None:
-    """The Task state whose invocation this is: `payload` is the event, or the Invoke request's body."""
+def lambda_steps_of(payload: Any, function: str | None = None) -> set[str]:
+    """The Task states whose invocation this can be: `payload` is the event, or the Invoke request's body;
+    `function` the function's name or ARN, if known (without it, ReserveStock and FulfilOrder look alike)."""
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except (ValueError, TypeError):
-            return None
+            return set()
     if not isinstance(payload, dict):
-        return None
-    keys = set(payload)
-    return next(
-        (
-            step
-            for step, (wanted, values) in LAMBDA_STEPS.items()
-            if keys == wanted and all(payload.get(k) == v for k, v in values.items())
-        ),
-        None,
-    )
+        return set()
+    return {
+        name
+        for name, step in LAMBDA_STEPS.items()
+        if step.takes(payload) and (function is None or step.function in function)
+    }
+
+
+def lambda_step_of(payload: Any, function: str) -> str | None:
+    """The Task state whose invocation this is (see `lambda_steps_of`)."""
+    found = lambda_steps_of(payload, function)
+    return found.pop() if len(found) == 1 else None
 
 
 def parking_outage(r: random.Random) -> float:

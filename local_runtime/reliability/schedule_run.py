@@ -16,7 +16,14 @@ from typing import Any
 from local_runtime.engine import Fault
 from local_runtime.fake_stripe import Browser
 from local_runtime.reliability.courier import Plan
-from local_runtime.reliability.faults import UNTIL_THE_END, AwsFault, StripeFault, lambda_step_of, outlasts_parking
+from local_runtime.reliability.faults import (
+    LAMBDA_STEPS,
+    UNTIL_THE_END,
+    AwsFault,
+    StripeFault,
+    lambda_steps_of,
+    outlasts_parking,
+)
 from local_runtime.reliability.invariants import (
     NEEDS_ATTENTION,
     Verdict,
@@ -95,6 +102,7 @@ class ScheduleRun:
         )
         stack.courier.plan(self.order_id, plan)
         stack.hooks[self.order_id] = self._before_invoke
+        stack.after_hooks[self.order_id] = self._after_invoke
         if self.payment.customer == "pay_before_cancel":
             stack.stripe_hooks[self.order_id] = self._before_cancel
         self._inject_faults()
@@ -276,14 +284,17 @@ class ScheduleRun:
             outage = self._outage(spec)
 
             def aws_match(body: str, spec: AwsFault = spec, outage: Outage | None = outage) -> bool:
-                if spec.step is not None and lambda_step_of(body) != spec.step:
-                    return False
+                if spec.step is not None and spec.step not in lambda_steps_of(body):
+                    return False  # (and the fault is aimed at the step's function: `engine.Fault.function`)
                 if spec.only is not None and spec.only not in body:
                     return False
                 return self._fails(body, outage)
 
             times = FOREVER if outage else spec.times
-            fault = Fault(spec.service, spec.action, spec.code, spec.status, times, aws_match, spec.after_commit)
+            function = LAMBDA_STEPS[spec.step].function if spec.step is not None else None
+            fault = Fault(
+                spec.service, spec.action, spec.code, spec.status, times, aws_match, spec.after_commit, function
+            )
             if spec.function_timeout:
                 self._function_faults.append(fault)
                 self.stack.fail_function(fault)
@@ -303,6 +314,7 @@ class ScheduleRun:
 
     def _stop_staging(self) -> None:
         self.stack.hooks.pop(self.order_id, None)
+        self.stack.after_hooks.pop(self.order_id, None)
         self.stack.stripe_hooks.pop(self.order_id, None)
 
     def _before_invoke(self, logical_id: str, event: dict[str, Any]) -> None:
@@ -314,6 +326,10 @@ class ScheduleRun:
             and self.payment.customer == "pay_at_reconcile"
         ):
             self._pay(str(event.get("paymentIntentId")))
+
+    def _after_invoke(self, function: str, event: dict[str, Any], result: Any) -> None:
+        if "CreatePaymentIntentFunction" in function and isinstance(result, dict) and result.get("paymentIntentId"):
+            self.stack.courier.payment_intent_created(self.order_id, str(result["paymentIntentId"]))
 
     def _before_cancel(self, method: str, path: str) -> None:
         self._pay(path.split("/")[3])  # the customer passes 3-D Secure the instant before our cancel lands

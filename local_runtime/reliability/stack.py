@@ -72,6 +72,8 @@ class Stack:
         fake.set_delivery(drop=self.courier.capture)
         self.watcher = ExecutionWatcher()
         self.hooks: dict[str, Callable[[str, dict[str, Any]], None]] = {}  # order id -> before_invoke
+        # order id -> what runs once a function answered (its name, event and result), before the workflow goes on
+        self.after_hooks: dict[str, Callable[[str, dict[str, Any], Any], None]] = {}
         self.stripe_hooks: dict[str, Callable[[str, str], None]] = {}  # order id -> before_request
         self.executions_started = 0
         self._lock = threading.Lock()
@@ -87,10 +89,12 @@ class Stack:
             if from_queue:
                 self.courier.reading(event["Records"])
             result, error = invoke(name, event)
-            if error is None and self._function_fault(event) is not None:
+            if error is None and self._function_fault(name, event) is not None:
                 result, error = None, {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out (injected)"}
             if from_queue:
                 self.courier.messages_read(event["Records"], result, error)
+            if error is None and (after := self.after_hooks.get(_order_id_of(event))) is not None:
+                after(name, event, result)
             if error is not None:
                 order_id = _order_id_of(event) or self._order_id_in_body(event)
                 with self._lock:
@@ -138,12 +142,19 @@ class Stack:
         with self._lock:
             self._function_faults = [f for f in self._function_faults if f is not fault]
 
-    def _function_fault(self, event: Any) -> Fault | None:
+    def _function_fault(self, function: str, event: Any) -> Fault | None:
         with self._lock:
             if not self._function_faults:
                 return None
             body = json.dumps(event)
-            fault = next((f for f in self._function_faults if f.times > 0 and (f.match is None or f.match(body))), None)
+            fault = next(
+                (
+                    f for f in self._function_faults
+                    if f.times > 0 and (f.function is None or f.function in function)
+                    and (f.match is None or f.match(body))
+                ),
+                None,
+            )  # fmt: skip
             if fault is not None:
                 fault.times -= 1
             return fault
