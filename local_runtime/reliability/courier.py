@@ -33,9 +33,14 @@ SUBSCRIBED = frozenset(
         "payment_intent.canceled",
         "payment_intent.processing",
         "payment_intent.requires_action",
+        "payment_intent.amount_capturable_updated",
     }
 )
-GROUP_CLOSERS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"})
+# The events after which Stripe sends nothing more of the PaymentIntent until we act (capture, cancel, a new attempt).
+GROUP_CLOSERS = frozenset({
+    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+    "payment_intent.amount_capturable_updated",
+})  # fmt: skip
 
 
 @dataclass

@@ -32,7 +32,7 @@ EVENT_WRITE = "lastEventRank"
 class StripeFault:
     """A failure of Stripe's API for this order's requests (see `FakeStripe.fail_next`)."""
 
-    request: str  # create | retrieve | cancel | refund | any
+    request: str  # create | retrieve | cancel | capture | refund | any
     status: int = 500
     times: int = 1
     after_commit: bool = False
@@ -134,7 +134,7 @@ LAMBDA_STEPS = lambda_steps(json.loads(ASL.read_text()))
 # charged nothing, end NeedsAttention at once).
 PARKING_STEPS = (
     "CreatePaymentIntent", "WaitForPaymentOutcome", "SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder",
-    "RefundPayment",
+    "RefundPayment", "ReserveStock", "CapturePayment", "ReleaseAuthorization",
 )  # fmt: skip
 
 
@@ -185,6 +185,9 @@ STRIPE_FAULTS: tuple[Callable[[random.Random], StripeFault], ...] = (
     lambda r: StripeFault("refund", 0, 1, after_commit=True, reset_connection=True),
     lambda r: StripeFault("refund", 500, r.randint(1, 4)),
     lambda r: StripeFault("refund", 429, r.randint(1, 2)),
+    lambda r: StripeFault("capture", 500, r.randint(1, 4)),
+    lambda r: StripeFault("capture", 500, 1, after_commit=True),
+    lambda r: StripeFault("capture", 0, 1, after_commit=True, reset_connection=True),
 )
 AWS_FAULTS: tuple[Callable[[random.Random], AwsFault], ...] = (
     lambda r: AwsFault("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", 400, r.randint(1, 4)),
@@ -230,6 +233,7 @@ OUTAGES: tuple[Callable[[random.Random], Fault], ...] = (
     lambda r: StripeFault("retrieve", 401, lasts=parking_outage(r)),
     lambda r: StripeFault("cancel", 429, lasts=parking_outage(r)),
     lambda r: StripeFault("refund", 500, should_retry=False, after_commit=True, lasts=parking_outage(r)),
+    lambda r: StripeFault("capture", 500, should_retry=False, after_commit=True, lasts=parking_outage(r)),
     lambda r: StripeFault("any", r.choice((500, 429, 401)), should_retry=False, lasts=any_outage(r)),
     lambda r: AwsFault(
         "dynamodb",

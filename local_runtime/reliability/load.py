@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from local_runtime.reliability.courier import Plan
-from local_runtime.reliability.invariants import Verdict, judge, stock_problems
+from local_runtime.reliability.invariants import Verdict, judge, judge_authorisations, stock_problems
 from local_runtime.reliability.schedule_run import pays_again
 from local_runtime.reliability.schedules import PAYMENTS, order_input, order_prefix, pick
 from local_runtime.reliability.settings import PATIENT_PARAMETERS
@@ -30,11 +30,14 @@ class LoadReport:
     failed: list[Verdict]
     executions: int
     stock_problems: list[str]
+    capture_method: str
 
 
-def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200.0) -> LoadReport:
+def run_load(
+    count: int, seed: int, capture_method: str = "manual", *, starters: int = 8, deadline: float = 1200.0
+) -> LoadReport:
     """`count` payments started at once on a stack of their own (timeout 600 s: none should time out)."""
-    with local_stack(PATIENT_PARAMETERS) as stack:
+    with local_stack(PATIENT_PARAMETERS[capture_method]) as stack:
         rng = random.Random(seed)
         prefix = order_prefix("load", seed)
         warm_up = f"{prefix}-warmup"
@@ -61,7 +64,11 @@ def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200
         verdicts, latencies = [], []
         for (order_id, kind), arn, done in zip(orders, arns, finished, strict=True):
             stack.courier.drain(order_id, timeout=30)
-            verdict = judge(stack, f"load {kind}", order_id, arn, wall, finished=done)
+            verdict = judge(
+                stack, f"load {kind}", order_id, arn, wall, finished=done,
+                customer_races_cancel=PAYMENTS[kind].acts_on_the_page,
+            )  # fmt: skip
+            judge_authorisations(stack, verdict)
             verdicts.append(verdict)
             latencies.append(verdict.latency)
         return LoadReport(
@@ -74,4 +81,5 @@ def run_load(count: int, seed: int, *, starters: int = 8, deadline: float = 1200
             failed=[v for v in verdicts if not v.ok],
             executions=stack.executions_started,
             stock_problems=stock_problems(stack, verdicts, stock),
+            capture_method=capture_method,
         )

@@ -1,4 +1,5 @@
-"""What a run found: the report, and its last line, the summary (`reliability: schedules=N ... duplicate_orders=N`)."""
+"""What a run found under one CaptureMethod: the report, and its summary line (`reliability: capture=manual
+schedules=N ... stranded_reservations=N`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from local_runtime.reliability.bad_starts import StartResult
 from local_runtime.reliability.invariants import Verdict
 from local_runtime.reliability.load import LoadReport
 from local_runtime.reliability.webhook_targets import CaseResult
+from local_runtime.scenarios import AUTHORISATION_INVARIANTS
 
 # The summary's counts, in its order: each is a field of `Verdict` too.
-PROBLEMS = ("lost", "double_charged", "unexpected_status", "orphaned", "wrongly_refunded", "duplicate_orders")
+PROBLEMS = (
+    "lost", "double_charged", "unexpected_status", "orphaned", "wrongly_refunded", "duplicate_orders",
+    *AUTHORISATION_INVARIANTS,
+)  # fmt: skip
 
 
 @dataclass
 class Results:
+    capture_method: str
     schedules: list[Verdict] = field(default_factory=list)
     schedule_seconds: float = 0.0
     schedule_stock: list[str] = field(default_factory=list)
@@ -49,7 +55,7 @@ class Results:
 
     def summary_line(self) -> str:
         return (
-            f"reliability: schedules={len(self.schedules)} executions={self.executions} "
+            f"reliability: capture={self.capture_method} schedules={len(self.schedules)} executions={self.executions} "
             f"concurrent={self.load.count if self.load else 0} "
             f"bad_inputs={len(self.webhook_cases) + len(self.bad_starts)} "
             + " ".join(f"{problem}={self.count(problem)}" for problem in PROBLEMS)
@@ -70,6 +76,18 @@ def _what_was_tried(verdicts: list[Verdict]) -> str:
         f"{len(parked)} parked a step ({went_on} then went on to their end); the reconciler repaired {len(repairs)} "
         f"orders after their end; {second_starts} second starts; {days} days passed at Stripe; {reruns} steps ran "
         "again the next day"
+    )
+
+
+def _authorise_and_capture(verdicts: list[Verdict]) -> str:
+    """How many executions held the stock for an authorisation, captured one, released one."""
+
+    def reached(step: str) -> int:
+        return sum(1 for verdict in verdicts if any(s == step or s.startswith(f"{step} x") for s in verdict.path))
+
+    return (
+        f"authorise, reserve, capture: {reached('ReserveStock')} reached ReserveStock, {reached('CapturePayment')} "
+        f"CapturePayment, {reached('ReleaseAuthorization')} ReleaseAuthorization"
     )
 
 
@@ -103,7 +121,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def report(results: Results) -> str:
-    lines = []
+    lines = [f"CaptureMethod {results.capture_method}:"]
     if results.schedules:
         ok = sum(1 for v in results.schedules if v.ok)
         states = Counter(v.final_state for v in results.schedules)
@@ -114,6 +132,7 @@ def report(results: Results) -> str:
         )
         lines.append("  final states: " + ", ".join(f"{k} {n}" for k, n in states.most_common()))
         lines.append("  " + _what_was_tried(results.schedules))
+        lines.append("  " + _authorise_and_capture(results.schedules))
         lines.append("  by event destination:")
         lines += by_destination(results.schedules)
         lines.append(

@@ -45,6 +45,7 @@ STRIPE_REQUESTS = {  # (method, path prefix) of each kind of request a Stripe fa
     "create": [("POST", "/v1/payment_intents")],
     "retrieve": [("GET", "/v1/payment_intents/")],
     "cancel": [("POST", "/v1/payment_intents/")],
+    "capture": [("POST", "/v1/payment_intents/")],
     "refund": [("POST", "/v1/refunds")],
     "any": [("GET", "/v1/"), ("POST", "/v1/")],
 }
@@ -119,7 +120,7 @@ class ScheduleRun:
             outlasted = any(outage.lasts == UNTIL_THE_END and outage.began is not None for outage in self._outages)
             verdict = judge(
                 stack, schedule.describe(), self.order_id, arn, seconds, finished=finished,
-                outage_outlasted_parking=outlasted,
+                outage_outlasted_parking=outlasted, customer_races_cancel=self.payment.acts_on_the_page,
             )  # fmt: skip
             for other in others:
                 self._judge_second_start(verdict, other, None, outlasted)
@@ -264,7 +265,7 @@ class ScheduleRun:
                 def match(path: str, raw: str, spec: StripeFault = spec, outage: Outage | None = outage) -> bool:
                     if spec.request == "create" and path != "/v1/payment_intents":
                         return False
-                    if spec.request == "cancel" and not path.endswith("/cancel"):
+                    if spec.request in ("cancel", "capture") and not path.endswith(f"/{spec.request}"):
                         return False
                     return self._fails(path + "?" + raw, outage)
 
@@ -444,10 +445,12 @@ class SchedulesReport:
 
 
 def run_on_a_stack(
-    schedules: list[Schedule], concurrency: int = 32, progress: Callable[[int, int], None] | None = None
+    schedules: list[Schedule], capture_method: str, concurrency: int = 32,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SchedulesReport:
-    """`run_schedules` on a stack of its own, and the stock and the dead-letter queue checked after them all."""
-    with local_stack(SCHEDULE_PARAMETERS) as stack:
+    """`run_schedules` on a stack of its own, under this CaptureMethod, and the stock and the dead-letter queue
+    checked after them all."""
+    with local_stack(SCHEDULE_PARAMETERS[capture_method]) as stack:
         stock, started = stack.stock(), time.monotonic()
         verdicts = run_schedules(stack, schedules, concurrency=concurrency, progress=progress)
         return SchedulesReport(

@@ -40,6 +40,12 @@ class Payment:
     # declined too ("declined") or one that pays ("card"); None: the customer leaves (the timeout ends the order).
     again: str | None = None
 
+    @property
+    def acts_on_the_page(self) -> bool:
+        """The customer acts on the checkout page (3-D Secure, another card after a decline) at a moment of their
+        own: it may be the moment our cancel of the unpaid PaymentIntent lands."""
+        return self.customer in ("3ds_pass", "3ds_fail", "pay_at_reconcile", "pay_before_cancel") or bool(self.again)
+
 
 PAYMENTS = {
     "card": Payment("pm_card_visa"),
@@ -255,11 +261,15 @@ def written_out(seed: int, first_index: int, *, prefix: str = "rel") -> list[Sch
             ("retrieve", "card"),
             ("retrieve", "declined"),
             ("cancel", "3ds_abandoned"),
+            ("cancel", "out_of_stock"),  # the release of the authorisation, under manual
+            ("capture", "card"),
             ("refund", "out_of_stock"),
         )
         for status in (500, 429, 401)
     ]
     chosen += [written(payment, stripe_faults=(stripe_down,)) for payment in ("card", "3ds_pass", "sepa", "declined")]
+    # Under manual: Stripe captured, its answer lost; the retried capture is refused, and the step reads the payment.
+    chosen.append(written("card", stripe_faults=(StripeFault("capture", 500, after_commit=True, should_retry=False),)))
     # Every webhook lost, and the timeout's reconciliation cannot run: only the reconciler completes the paid order.
     chosen += [
         written("card", delivery="lost",

@@ -21,7 +21,7 @@ from local_runtime.reliability.courier import Courier
 from local_runtime.reliability.destinations import StripesDestinations
 from local_runtime.reliability.reconciler import Sweeper
 from local_runtime.reliability.settings import API_KEY, CUSTOMER, SIGNING_SECRET, STOCK, WEBHOOK_PATH
-from local_runtime.scenarios import LOCAL_TIMING, seed_stack
+from local_runtime.scenarios import LOCAL_TIMING, authorised_payment_intents, capture_method_of, seed_stack
 from local_runtime.template import ACCOUNT, REGION
 
 _deserialize = TypeDeserializer().deserialize
@@ -110,6 +110,7 @@ class Stack:
         self._answering = mock.patch.object(ingress, "receive", self._answering_to(ingress.receive))
         self._answering.start()
         self.sweeper = Sweeper(cloud.invoke_function)
+        self._events_read, self._authorised = 0, set[str]()
         # A client that gave up waiting (FakeStripe's own delivery waits 5 s) makes the HTTP API's reply a
         # BrokenPipeError, printed with its traceback; the client has recorded its timeout already.
         if cloud._gateway is not None:
@@ -165,6 +166,19 @@ class Stack:
         execution = next(e for e in _executions() if e.execution_arn == arn)
         events = list(execution.to_history_output()["events"])
         return str(execution.status), [{**e, "type": str(getattr(e["type"], "value", e["type"]))} for e in events]
+
+    @property
+    def capture_method(self) -> str:
+        return capture_method_of(self.cloud)
+
+    def authorised(self) -> set[str]:
+        """The PaymentIntents Stripe has authorised so far (`scenarios.authorised_payment_intents`), its events read
+        once each."""
+        with self._lock:
+            events = self.stripe.events[self._events_read :]
+            self._events_read += len(events)
+            self._authorised |= authorised_payment_intents(events)
+            return set(self._authorised)
 
     def payment_intents(self, order_id: str) -> list[dict[str, Any]]:
         pis = [self.stripe.payment_intents.get(pi_id) for pi_id in self.courier.payment_intents_of(order_id)]
