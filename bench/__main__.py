@@ -1,6 +1,7 @@
 """`make bench`: measure the webhook, each payment path, the packages and local throughput; write BENCHMARKS.md.
 
-Progress goes to stderr; the last line on stdout is the summary, `bench: cold_start_ratio=X
+Progress goes to stderr; on stdout the capacity model's line (bench/capacity.py, which also rewrites its own
+section of BENCHMARKS.md), then, last, the summary, `bench: cold_start_ratio=X
 webhook_aws_calls=N transitions_happy=N transitions_happy_automatic=N usd_per_million=X
 usd_per_million_automatic=X max_package_mb=X local_payments_per_s=X` (happy path: CaptureMethod manual,
 the template's default, and automatic).
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
 
-    from bench import package_size, payments, report, webhook
+    from bench import capacity, package_size, payments, report, webhook
     from bench.local_stack import local_stack
 
     progress("building the Lambda-like import path")
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         cold, cold_traced, warm, paths, critical, throughput, packages, time.monotonic() - started, command
     )
     report.write(args.output, report.render(results))
+    report.write(args.output, capacity.render(paths, command), capacity.BEGIN, capacity.END)
     progress(f"wrote {args.output}")
+    print(capacity.line(paths), flush=True)
     print(results.line(), flush=True)
     return 0
 

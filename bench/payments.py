@@ -5,11 +5,14 @@ webhooks (local_runtime), after a warm-up payment so that caches are as in stead
 Counted: state transitions (every *StateEntered event of the execution history: Step Functions
 bills one transition per state entered, retries included), Lambda invocations, AWS requests by
 service (the harness's own requests left out), Stripe API calls (FakeStripe's request recorder),
-webhook deliveries and the bytes the functions log.
+webhook deliveries and the bytes the functions log; for the capacity model (bench/capacity.py), Stripe
+requests by endpoint, StartExecution calls (the harness's start included: one per payment) and DynamoDB write
+units on each item.
 """
 
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -66,6 +69,8 @@ class PathCounts:
     deliveries: Counter[str]  # event type -> deliveries to the webhook
     log_bytes: int
     item_bytes: dict[str, int] = field(default_factory=dict)
+    start_executions: int = 1  # StartExecution calls, whoever made them
+    item_write_units: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table logical id, key) -> units
 
     @property
     def transitions(self) -> int:
@@ -80,6 +85,17 @@ class PathCounts:
     def lambda_invocations(self) -> int:
         """Invocations in production: the state machine's, plus one webhook invocation per subscribed delivery."""
         return sum(n for name, n in self.invocations.items() if name != "StripeWebhookFunction") + self.webhook_requests
+
+    @property
+    def stripe_endpoints(self) -> Counter[str]:
+        """Stripe API requests by endpoint (method and path pattern), as Stripe's per-endpoint limits count them."""
+        return Counter(self.stripe_calls)
+
+    def table_write_units(self) -> Counter[str]:
+        units: Counter[str] = Counter()
+        for (table, _), n in self.item_write_units.items():
+            units[table] += n
+        return units
 
     def calls(self, service: str, action: str | None = None) -> int:
         return sum(n for (s, a), n in self.aws.items() if s == service and (action is None or a == action))
@@ -116,7 +132,8 @@ def measure_path(stack: Stack, path: str) -> PathCounts:
     outcome = run_scenario(cloud, stripe, scenario(PATHS[path]))
     time.sleep(0.2)  # a webhook answered after the execution ended is still this payment's
     stripe.wait_for_deliveries(timeout=10)
-    calls = [c for c in recorder.calls[marks[0] :] if c.thread != harness]
+    every_call = recorder.calls[marks[0] :]
+    calls = [c for c in every_call if c.thread != harness]
     invocations = cloud.invocations[marks[1] :]
     history = cloud.history(execution_arn(stack, outcome.order_id))
     sizes = _item_sizes(stack, outcome.order_id)
@@ -146,12 +163,14 @@ def measure_path(stack: Stack, path: str) -> PathCounts:
         deliveries=Counter(d.type for d in stripe.deliveries[marks[3] :] if d.error != "dropped"),
         log_bytes=len(stack.logs.getvalue()) - log_mark,
         item_bytes=sizes,
+        start_executions=sum(1 for c in every_call if (c.service, c.action) == ("stepfunctions", "StartExecution")),
+        item_write_units=_item_write_units(calls, sizes, {v: k for k, v in stack.cloud.template.physical.items()}),
     )
 
 
 def _route(path: str) -> str:
-    """/v1/payment_intents/pi_123/cancel -> /v1/payment_intents/{id}/cancel"""
-    return "/".join("{id}" if "_" in part and part[:3] in ("pi_", "re_", "ch_") else part for part in path.split("/"))
+    """/v1/payment_intents/pi_123/cancel -> /v1/payment_intents/{id}/cancel (any object id: pi_, cus_, evt_, ...)"""
+    return "/".join("{id}" if re.fullmatch(r"[a-z]{2,4}_\w+", part) else part for part in path.split("/"))
 
 
 # -- DynamoDB request units ---------------------------------------------------------------------
@@ -202,6 +221,16 @@ def _write_units(call: Any, sizes: dict[str, int]) -> int:
         return 0
     units = sum(max(1, math.ceil(sizes.get(table, 1024) / 1024)) for table in call.tables)
     return 2 * units if call.action == "TransactWriteItems" else units
+
+
+def _item_write_units(calls: list[Any], sizes: dict[str, int], logical: dict[str, str]) -> Counter[tuple[str, str]]:
+    """Write units on each item, by (table logical id, partition key): 1 per KB, 2 per KB in a transaction."""
+    units: Counter[tuple[str, str]] = Counter()
+    for call in calls:
+        for table, key in call.written:
+            per_kb = 2 if call.action == "TransactWriteItems" else 1
+            units[(logical.get(table, table), key)] += per_kb * max(1, math.ceil(sizes.get(table, 1024) / 1024))
+    return units
 
 
 def _read_units(call: Any, sizes: dict[str, int]) -> float:

@@ -313,11 +313,12 @@ def _cost_table(r: Results, method: str) -> list[str]:
     return out + [""]
 
 
-def write(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+def write(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between `begin` and `end` (the results' by default) with `section`, or append it."""
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -7,6 +7,7 @@ requests into payload-2.0 events.
 """
 
 import base64
+import contextlib
 import copy
 import functools
 import importlib.util
@@ -23,7 +24,7 @@ import types
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
@@ -60,6 +61,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from local_runtime import event_routes
 from local_runtime.event_routes import EventSourceMappings
+from local_runtime.quotas import Quotas, Throttle
 from local_runtime.sigv4 import iam_denial
 from local_runtime.template import REGION, FunctionSpec, Template
 
@@ -114,16 +116,20 @@ class LocalCloud:
         log_stream: io.TextIOBase | None = None,
         retry_seconds_scale: float = 1.0,
         queue_visibility_seconds: int | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """`retry_seconds_scale` shortens every ASL Retry's wait (0.1: a tenth), so that a test can exhaust a
         step's retries and park it in seconds; the ASL and the order of events are unchanged.
         `queue_visibility_seconds` shortens the wait of a queue message whose read failed: it comes again that long
-        after the read ended (`event_routes.EventSourceMappings`), not after the template's visibility timeout."""
+        after the read ended (`event_routes.EventSourceMappings`), not after the template's visibility timeout.
+        `quotas` (local_runtime/quotas.py; None: no quota) throttles StartExecution, SendTaskSuccess and the writes to
+        each DynamoDB item as AWS does beyond them; give the local Stripe `quotas.stripe_limits()` too."""
         self.template = Template(stack_name, {"StripeApiBase": stripe_api_base, **(parameters or {})})
         self._credentials = {"api_key": stripe_api_key, "webhook_signing_secret": webhook_signing_secret}
         self._log_stream = log_stream
         self._retry_seconds_scale = retry_seconds_scale
         self._queue_visibility_seconds = queue_visibility_seconds  # None: the template's timeout
+        self.quotas = quotas
         self._event_source_mappings: EventSourceMappings | None = None
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._specs: dict[str, FunctionSpec] = {}
@@ -188,6 +194,8 @@ class LocalCloud:
             if "TimeToLiveSpecification" in props:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
             template.physical[logical_id] = name
+        if self.quotas is not None:
+            self.aws.throttle = Throttle(self.quotas, self.partition_keys())
         for logical_id in template.of_type("AWS::SecretsManager::Secret"):
             secret = boto3.client("secretsmanager").create_secret(
                 Name=template.physical_name(logical_id), SecretString=json.dumps(self._credentials)
@@ -231,6 +239,16 @@ class LocalCloud:
         )  # fmt: skip
         self._event_source_mappings.start()
 
+    def partition_keys(self) -> dict[str, str]:
+        """Each deployed table's name -> its partition (hash) key attribute, from the template."""
+        return {
+            self.template.physical[logical_id]: next(
+                k["AttributeName"] for k in table["Properties"]["KeySchema"] if k["KeyType"] == "HASH"
+            )
+            for logical_id, table in self.template.of_type("AWS::DynamoDB::Table").items()
+            if logical_id in self.template.physical
+        }
+
     def wait_for_event_queues(self, timeout: float = 10.0) -> None:
         """Until every queue's messages have been read and handled (or the timeout passes)."""
         if self._event_source_mappings:
@@ -245,6 +263,23 @@ class LocalCloud:
             raise RuntimeError(f"EventBridge refused the event: {answer['Entries']}")
         return str(answer["Entries"][0]["EventId"])
 
+    @contextlib.contextmanager
+    def parameters_overridden(self, **parameters: str) -> Iterator[None]:
+        """The functions as `sam deploy --parameter-overrides` would leave them: each reads the new values from its
+        environment at its next cold start. The rest of the stack (the state machine's definition, the queues) keeps
+        what it was deployed with."""
+        saved = dict(self.template.parameters)
+        self.template.parameters.update(parameters)
+        environment = {k: v for spec in self.template.functions().values() for k, v in spec.environment.items()}
+        try:
+            with mock.patch.dict(os.environ, environment):
+                self._reset_function_caches()
+                yield
+        finally:
+            self.template.parameters.clear()
+            self.template.parameters.update(saved)
+            self._reset_function_caches()
+
     @staticmethod
     def _reset_function_caches() -> None:
         from aws_lambda_powertools.utilities import parameters
@@ -253,7 +288,8 @@ class LocalCloud:
 
         config.settings.cache_clear()
         for cached in (adapters._dynamodb, adapters.payment_records, adapters.order_records, adapters.task_tokens,
-                       adapters.mailer, adapters._stripe_gateway):  # fmt: skip
+                       adapters.mailer, adapters._stripe_gateway, adapters.stripe_budget, adapters.admission_queue,
+                       adapters.executions, adapters.recovery):  # fmt: skip
             cached.cache_clear()
         parameters.clear_caches()
 
@@ -405,11 +441,14 @@ class AwsTraffic:
     """Every AWS request the stack makes, counted by (service, action), with faults on demand.
 
     It also makes moto behave as AWS does where the workflow depends on it: DynamoDB applies
-    one request at a time, and a task token that has been used is refused (TaskTimedOut).
+    one request at a time, and a task token that has been used is refused (TaskTimedOut). With a
+    `throttle` (LocalCloud's `quotas`), requests beyond a quota are refused as AWS refuses them.
     """
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.throttled: Counter[tuple[str, str]] = Counter()
+        self.throttle: Throttle | None = None
         self.faults_fired: Counter[tuple[str, str]] = Counter()
         self._faults: list[Fault] = []
         self._used_tokens: set[str] = set()
@@ -453,6 +492,11 @@ class AwsTraffic:
                     traffic.faults_fired[(service, action)] += 1
             if fault is not None and not fault.after_commit:
                 return _error(fault.status, fault.code, "injected by the local runtime")
+            refused = traffic._throttled(service, action, response) if traffic.throttle else None
+            if refused is not None:
+                with traffic._lock:
+                    traffic.throttled[(service, action)] += 1
+                return refused
             if service == "stepfunctions" and action == "SendTaskSuccess":
                 result = traffic._send_task_success_once(call_action, response)
             elif service == "dynamodb":
@@ -465,6 +509,37 @@ class AwsTraffic:
             return result
 
         return call
+
+    def _throttled(self, service: str, action: str, response: Any) -> tuple[int, dict[str, str], str] | None:
+        """The answer AWS gives a request beyond its quota, or None to let it through."""
+        assert self.throttle is not None
+        if service == "stepfunctions":
+            if self.throttle.admit_step_functions(action):
+                return None
+            return _error(400, "ThrottlingException", "Rate exceeded")
+        if service != "dynamodb" or action not in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"):
+            return None
+        if action != "TransactWriteItems":
+            table = response._get_param("TableName")
+            item = response._get_param("Item" if action == "PutItem" else "Key") or {}
+            if not self.throttle.throttled_items([(table, item)], units=1)[0]:
+                return None
+            reason = {"reason": "TableWriteKeyRangeThroughputExceeded", "resource": _table_arn(table)}
+            code = "ProvisionedThroughputExceededException"
+            return _error(400, code, PARTITION_THROTTLED, ThrottlingReasons=[reason])
+        writes: list[tuple[str, dict[str, Any]] | None] = []
+        for entry in response._get_param("TransactItems") or []:
+            ((kind, operation),) = entry.items()
+            target = {"Put": operation.get("Item"), "ConditionCheck": None}.get(kind, operation.get("Key"))
+            writes.append((operation.get("TableName"), target) if target else None)
+        short = self.throttle.throttled_items(writes, units=2)  # a transactional write is two write units
+        if not any(short):
+            return None
+        throttled = {"Code": "ThrottlingError", "Message": TRANSACTION_THROTTLED}
+        reasons = [throttled if refused else {"Code": "None"} for refused in short]
+        codes = ", ".join(r["Code"] for r in reasons)
+        message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+        return _error(400, "TransactionCanceledException", message, CancellationReasons=reasons)
 
     def _send_task_success_once(self, call_action: Callable[[Any], Any], response: Any) -> Any:
         token = response._get_param("taskToken")
@@ -630,8 +705,21 @@ def _body(response: Any) -> str:
     return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
-    body = json.dumps({"__type": code, "message": message})
+# What DynamoDB says when one item's partition refuses a write (API reference: ThrottlingReason; TransactWriteItems).
+PARTITION_THROTTLED = "The request was denied due to request throttling."
+TRANSACTION_THROTTLED = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your table "
+    "or index so please try again shortly. If exceptions persist, check if you have a hot key: "
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html."
+)
+
+
+def _table_arn(table: str) -> str:
+    return f"arn:aws:dynamodb:{REGION}:123456789012:table/{table}"
+
+
+def _error(status: int, code: str, message: str, **fields: Any) -> tuple[int, dict[str, str], str]:
+    body = json.dumps({"__type": code, "message": message, **fields})
     headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}
     headers["x-amzn-RequestId"] = str(uuid.uuid4())  # as every AWS answer has; moto's interpreter reads it
     return status, headers, body

@@ -4,8 +4,8 @@ its ARN's last segment, which for a partner bus, aws.partner/stripe.com/ed_..., 
 
 moto delivers a rule's matching events to an SQS target and moves a message to the dead-letter queue after
 `maxReceiveCount` receives; the event source mapping is threads here, as Lambda's pollers are in AWS: it
-receives up to BatchSize messages, invokes the function with the SQS event (up to POLLERS batches at once),
-deletes what succeeded and leaves a reported failure (ReportBatchItemFailures) to come again after the
+receives up to BatchSize messages, invokes the function with the SQS event (up to `concurrency_of` batches at
+once), deletes what succeeded and leaves a reported failure (ReportBatchItemFailures) to come again after the
 visibility timeout. moto's queues are made safe for that many threads (`queue_deletes_under_its_lock`).
 
 The queues keep the template's visibility timeout, which is longer than any read (tests/infrastructure holds it
@@ -32,6 +32,12 @@ Invoke = Callable[[str, Any], tuple[Any, dict[str, Any] | None]]
 # "When messages are available, Lambda starts processing five batches at a time with five concurrent invocations
 # of your function" (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html): at least five here.
 POLLERS = 5
+
+
+def concurrency_of(mapping: dict[str, Any]) -> int:
+    """How many batches of a mapping Lambda invokes at once: its `ScalingConfig.MaximumConcurrency`, "at most"
+    that many (the same page), or, without one, the five it starts with."""
+    return int((mapping.get("ScalingConfig") or {}).get("MaximumConcurrency") or POLLERS)
 
 
 def partner_bus_names() -> Any:
@@ -98,7 +104,8 @@ def deploy(template: Template) -> None:
 
 class EventSourceMappings:
     """Lambda's SQS pollers for the template's AWS::Lambda::EventSourceMapping resources: per mapping, one thread
-    receives batches and up to POLLERS invocations handle them at once (an idle queue costs one receive a poll).
+    receives batches and up to `concurrency_of` it invocations handle them at once (an idle queue costs one receive
+    a poll).
     `failed_visibility_seconds`: how long after its read ended a message that was not deleted comes again (None:
     the rest of the queue's visibility timeout, as in AWS)."""
 
@@ -144,8 +151,9 @@ class EventSourceMappings:
 
     def _poll(self, queue_url: str, props: dict[str, Any]) -> None:
         sqs = boto3.client("sqs")  # boto3's clients are thread-safe: the invocations share it
-        free = threading.Semaphore(POLLERS)
-        with ThreadPoolExecutor(max_workers=POLLERS, thread_name_prefix="sqs-batch") as invocations:
+        concurrency = concurrency_of(props)
+        free = threading.Semaphore(concurrency)
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sqs-batch") as invocations:
             while not self._stopping.is_set():
                 if not free.acquire(timeout=self._poll_seconds):
                     continue  # every invocation busy

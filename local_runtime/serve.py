@@ -17,6 +17,7 @@ from local_runtime import pictures
 from local_runtime.checkout import serving_checkout
 from local_runtime.engine import FAKE_AWS_ENV, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
+from local_runtime.quotas import Quotas
 from local_runtime.scenarios import LOCAL_PARAMETERS, LOCAL_TIMING, seed_stack
 from web.merchant import ShopServer
 
@@ -31,18 +32,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-seconds", default="300", help="PaymentTimeoutSeconds for this stack")
     parser.add_argument("--checkout", action="store_true", help="also serve the example checkout page (web/)")
     parser.add_argument("--checkout-port", type=int, default=8000)
+    parser.add_argument(
+        "--quotas", type=float, metavar="SCALE",
+        help="enforce Stripe's rate limits, the StartExecution and SendTaskSuccess buckets and DynamoDB's "
+        "per-partition write rate at SCALE times their defaults (local_runtime/quotas.py); off by default",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    quotas = Quotas.scaled(args.quotas) if args.quotas else None
 
     parameters = {**LOCAL_PARAMETERS, "PaymentTimeoutSeconds": args.timeout_seconds}
     shop_server = ShopServer("127.0.0.1", args.checkout_port) if args.checkout else None
     if shop_server:
         parameters["CheckoutPageUrl"] = shop_server.url
-    with FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, port=args.stripe_port) as stripe, LocalCloud(
+    stripe_limits = quotas.stripe_limits() if quotas else {}
+    fake = FakeStripe(api_key=API_KEY, webhook_secret=SIGNING_SECRET, port=args.stripe_port, **stripe_limits)
+    with fake as stripe, LocalCloud(
         stripe_api_base=stripe.url,
         stripe_api_key=API_KEY,
         webhook_signing_secret=SIGNING_SECRET,
         parameters=parameters,
         log_stream=io.StringIO(),
+        quotas=quotas,
         **LOCAL_TIMING,
     ) as cloud, serving_checkout(shop_server, cloud, stripe) if shop_server else contextlib.nullcontext():
         stripe.add_webhook_endpoint(cloud.url_of("/webhooks/stripe"))

@@ -1,7 +1,8 @@
 """The merchant's client for this stack's merchant API: SigV4-signed (IAM) requests, standard library and botocore.
 
     api = MerchantApi("https://abc123.execute-api.eu-west-1.amazonaws.com", region="eu-west-1")
-    api.start_payment(order)          # 202: {"orderId", "executionArn", "statusUrl"}
+    api.start_payment(order)          # 202: {"orderId", "executionArn", "statusUrl"}, or, while Step Functions
+                                      # refuses starts, {"orderId", "status": "queued", "statusUrl"}
     api.payment(order_id)             # 200: {"status", "payment": {"clientSecret", "nextAction", ...}, ...}
 
 The credentials are the default chain's (the merchant backend's IAM role, allowed MerchantApiInvokeArn).

@@ -18,8 +18,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     order = parse_order(event["order"])
     logger.append_keys(order_id=order.order_id, payment_intent_id=event["paymentIntentId"])
     result = steps.fulfil_order(
-        order, event["paymentIntentId"], stripe=stripe_gateway(), orders=order_records(), now=now()
-    )
+        order, event["paymentIntentId"], stripe=stripe_gateway(), orders=order_records(), now=now(),
+        captured=(event.get("authorization") or {}).get("captured"),
+    )  # fmt: skip
     if result["fulfilled"]:
         metrics.add_metric(name="OrdersFulfilled", unit=MetricUnit.Count, value=1)
     return result

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--settle-seconds", type=float, default=5.0, help="delay before bank debits leave 'processing'")
     parser.add_argument("--rate-limit", type=float, metavar="PER_SECOND", help="429 beyond this rate (sandbox: 25)")
+    parser.add_argument(
+        "--endpoint-rate-limit", type=float, metavar="PER_SECOND", help="429 beyond this rate per endpoint (25)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     fake = FakeStripe(
@@ -32,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         async_settle_seconds=args.settle_seconds,
         rate_limit_per_second=args.rate_limit,
+        endpoint_rate_limit_per_second=args.endpoint_rate_limit,
     )
     for url in args.forward_to:
         fake.add_webhook_endpoint(url)

@@ -45,7 +45,8 @@ class FakeStripe:
     customer's browser (see access.py). `clock` dates every object and event, ages idempotency keys
     (`idempotency_key_ttl_seconds`, 24 h) and expires card holds (`capture_before`, authorizations.py), at the
     next request or as soon as a test advances it; `rate_limit_per_second` turns on Stripe's rate limiter (off by
-    default); `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
+    default), `endpoint_rate_limit_per_second` its limit per endpoint (rate_limit.py; local_runtime/quotas.py sets
+    both at a scale); `async_settle_seconds` is how long bank debits stay processing (None: until `settle`). Tests read
     `payment_intents`, `payment_methods`, `customers`, `charges`, `refunds`, `events` (snapshot), `thin_events`,
     `requests` and `deliveries` (to every event destination), and turn the switches below."""
 
@@ -63,6 +64,7 @@ class FakeStripe:
         clock: Clock | None = None,
         idempotency_key_ttl_seconds: float = 24 * 3600,
         rate_limit_per_second: float | None = None,
+        endpoint_rate_limit_per_second: float | None = None,
     ) -> None:
         self.api_key, self.publishable_key = api_key, publishable_key
         self.webhook_secret, self.account = webhook_secret, account
@@ -91,7 +93,11 @@ class FakeStripe:
         self._pages = Pages(HostedPages(challenges, self._payments.payment_intents, self._payments.authenticated))
         self._refunds = Refunds(self.clock, self._events, self._payments)
         self._idempotency = IdempotencyKeys(self.clock, idempotency_key_ttl_seconds)
-        self._rate_limiter = RateLimiter(rate_limit_per_second, self.clock) if rate_limit_per_second else None
+        self._rate_limiter = (
+            RateLimiter(rate_limit_per_second, self.clock, endpoint_rate_limit_per_second)
+            if rate_limit_per_second or endpoint_rate_limit_per_second
+            else None
+        )
         self._faults = Faults()
         self._timers: list[threading.Timer] = []
         self._server: ApiServer | None = None
@@ -223,6 +229,11 @@ class FakeStripe:
         fault = Fault(method.upper(), path_prefix, status, times, after_commit, reset_connection, should_retry, match)
         return self._faults.add(fault)
 
+    def limit_rate(self, requests_per_second: float | None) -> None:
+        """Turn Stripe's rate limiter on from the next request, as `rate_limit_per_second` does from the start, with a
+        full bucket; None turns it off."""
+        self._rate_limiter = RateLimiter(requests_per_second, self.clock) if requests_per_second else None
+
     # ----------------------------------------------------------------- requests
     def _answer(self, h: Handler) -> None:
         url = urlsplit(h.path)
@@ -262,9 +273,9 @@ class FakeStripe:
             publishable = self._keys.authenticate(h.headers.get("Authorization"), params)
             request, record.publishable = request._replace(publishable=publishable), publishable
             account = h.headers.get("Stripe-Account") or self.account
-            if self._rate_limiter:
-                self._rate_limiter.admit(account)
             endpoint, args = self._route(h.command, path)
+            if self._rate_limiter:
+                self._rate_limiter.admit(account, f"{h.command} {endpoint.__qualname__}")
             if publishable:
                 self._keys.admit_publishable(h.command, path, params)
 

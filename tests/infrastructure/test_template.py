@@ -30,7 +30,11 @@ EXECUTIONS_ARN = (
     "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-payment-workflow:*"
 )
 SES_IDENTITIES = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
-READS_STRIPE_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret"), ("kms:Decrypt", "PaymentsKey")}
+# Whatever calls Stripe reads the secret and takes a token from the shared request budget (payments.pacing).
+READS_STRIPE_SECRET = {
+    ("secretsmanager:GetSecretValue", "StripeSecret"), ("kms:Decrypt", "PaymentsKey"),
+    ("dynamodb:UpdateItem", "StripeRateLimitTable"),
+}  # fmt: skip
 # What Lambda's SQS event source mapping calls with the function's role (no code of ours calls SQS).
 EVENT_SOURCE_MAPPING_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -96,8 +100,17 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("lambda:InvokeFunction", "ReconcilePaymentsFunction"),
         *READS_STRIPE_SECRET,
     },
-    # merchant_api.start_payment -> Executions.start
-    "StartPaymentFunction": {("states:StartExecution", "PaymentWorkflow")},
+    # merchant_api.start_payment -> Executions.start; when refused, AdmissionQueue.put and orders.note_queued
+    "StartPaymentFunction": {
+        ("states:StartExecution", "PaymentWorkflow"),
+        ("sqs:SendMessage", "AdmissionQueue"),
+        ("dynamodb:PutItem", "OrdersTable"),
+    },
+    # admission.start_queued -> Executions.start (SQS reads: the event source mapping's)
+    "StartQueuedPaymentsFunction": {
+        *{(action, "AdmissionQueue") for action in EVENT_SOURCE_MAPPING_ACTIONS},
+        ("states:StartExecution", "PaymentWorkflow"),
+    },
     # merchant_api.payment_status -> orders.get, payments.get, Stripe (secret) for the client_secret
     "GetPaymentFunction": {
         ("dynamodb:GetItem", "OrdersTable"),
@@ -247,7 +260,7 @@ def test_the_template_grants_every_aws_call_the_code_makes_and_no_other() -> Non
     # Given every AWS API the functions and the shared layer call (boto3 snake_case method names)
     services = {
         "dynamodb": "dynamodb", "stepfunctions": "states", "sesv2": "ses", "secretsmanager": "secretsmanager",
-        "lambda": "lambda",
+        "lambda": "lambda", "sqs": "sqs",
     }  # fmt: skip
     session = botocore.session.get_session()
     operations = {
@@ -319,7 +332,8 @@ def test_state_machine_invokes_only_the_functions_its_definition_names(cfn: dict
     expected = {("lambda:InvokeFunction", function) for function in invoked}
     expected |= {("dynamodb:UpdateItem", table) for table in updated}
     expected |= {(action, "*") for action in WILDCARD_ONLY_ACTIONS if action.startswith("logs:")}
-    api = {"StripeWebhookFunction", "StripeEventsFunction", "StartPaymentFunction", "GetPaymentFunction"}
+    api = {"StripeWebhookFunction", "StripeEventsFunction", "StartPaymentFunction", "GetPaymentFunction",
+           "StartQueuedPaymentsFunction"}  # fmt: skip
     assert invoked == set(EXPECTED_GRANTS) - api - {"ReconcilePaymentsFunction"}
     assert grants(role) == expected
     assert role["Properties"]["ManagedPolicyArns"] == [MANAGED_POLICIES["AWSXrayWriteOnlyAccess"]]
@@ -473,8 +487,10 @@ def test_an_email_subscription_only_when_an_address_is_given(cfn: dict[str, Any]
 
 def test_tables_are_recoverable_retained_and_encrypted(cfn: dict[str, Any]) -> None:
     tables = resources_of(cfn, "AWS::DynamoDB::Table")
-    assert set(tables) == {"PaymentsTable", "OrdersTable", "InventoryTable"}
-    for logical_id, table in tables.items():
+    # The request budget's bucket holds one number that means something for a second: nothing to keep or restore.
+    assert set(tables) == {"PaymentsTable", "OrdersTable", "InventoryTable", "StripeRateLimitTable"}
+    assert cfn["Resources"]["StripeRateLimitTable"]["Properties"]["SSESpecification"]["SSEEnabled"] is True
+    for logical_id, table in ((k, v) for k, v in tables.items() if k != "StripeRateLimitTable"):
         assert table["DeletionPolicy"] == "Retain", logical_id
         assert table["UpdateReplacePolicy"] == "Retain", logical_id
         props = table["Properties"]
@@ -584,3 +600,37 @@ def test_stripe_events_from_eventbridge_are_archived_queued_retried_and_dead_let
     assert alarm["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "QueueName"]}}
     ]
+
+
+def test_refused_payment_starts_are_queued_drained_at_a_bounded_rate_and_dead_lettered(
+    cfn: dict[str, Any], sam: dict[str, Any]
+) -> None:
+    # docs/peak-load.md: StartPayment queues what StartExecution refuses; the drain's concurrency is a parameter
+    resources = cfn["Resources"]
+    env = resources["StartPaymentFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ADMISSION_QUEUE_URL"] == {"Ref": "AdmissionQueue"}
+    source = resources["AdmissionSource"]["Properties"]
+    assert source["EventSourceArn"] == {"Fn::GetAtt": ["AdmissionQueue", "Arn"]}
+    assert source["FunctionName"] == {"Ref": "StartQueuedPaymentsFunction"}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "AdmissionDrainConcurrency"}}
+    assert sam["Parameters"]["AdmissionDrainConcurrency"]["MinValue"] == 2  # Lambda's minimum for the setting
+    queue = resources["AdmissionQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["AdmissionDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * resources["StartQueuedPaymentsFunction"]["Properties"]["Timeout"]
+    alarm = resources["AdmissionDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["AdmissionDeadLetterQueue", "QueueName"]}}
+    ]
+    assert "Condition" not in resources["AdmissionQueue"] and "Condition" not in resources["AdmissionSource"]
+
+
+def test_every_function_that_calls_stripe_shares_one_request_budget(cfn: dict[str, Any], sam: dict[str, Any]) -> None:
+    # docs/peak-load.md: the budget is one parameter, read by every function, under Stripe's sandbox limit (25/s)
+    env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["STRIPE_REQUESTS_PER_SECOND"] == {"Ref": "StripeRequestsPerSecond"}
+    assert env["RATE_LIMIT_TABLE"] == {"Ref": "StripeRateLimitTable"}
+    assert 0 < sam["Parameters"]["StripeRequestsPerSecond"]["Default"] <= 25
+    readers = {f for f in EXPECTED_GRANTS if ("secretsmanager:GetSecretValue", "StripeSecret") in EXPECTED_GRANTS[f]}
+    pacers = {f for f in EXPECTED_GRANTS if ("dynamodb:UpdateItem", "StripeRateLimitTable") in EXPECTED_GRANTS[f]}
+    assert readers == pacers

@@ -1,6 +1,7 @@
 """LocalCloud's speed-ups to moto: scoped to the open cloud, and moto's semantics kept."""
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -180,3 +181,43 @@ def test_executions_share_one_parsed_program_and_count_their_own_retries() -> No
     for history in histories:
         assert history.count("TaskFailed") == 3  # the first attempt and both retries, each execution its own
         assert history[-1] == "ExecutionFailed"
+
+
+def test_an_sqs_mapping_invokes_at_most_its_maximum_concurrency_batches_of_at_most_its_batch_size() -> None:
+    # template.yaml: AdmissionSource, BatchSize 10, ScalingConfig.MaximumConcurrency AdmissionDrainConcurrency (2)
+    running, peak, batches = 0, 0, []
+    lock = threading.Lock()
+
+    def slow_batches(logical_id: str, event: Any) -> None:
+        nonlocal running, peak
+        if logical_id != "StartQueuedPaymentsFunction":
+            return
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            batches.append(len(event["Records"]))
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+
+    with _cloud() as cloud:
+        cloud.before_invoke = slow_batches
+        sqs = boto3.client("sqs")
+        for n in range(25):  # messages that can never start: each reported failed, back after the visibility timeout
+            sqs.send_message(QueueUrl=cloud.template.physical["AdmissionQueue"], MessageBody=json.dumps({"n": n}))
+        deadline = time.monotonic() + 10
+        while sum(batches) < 25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert sum(batches) == 25 and max(batches) <= 10
+    assert peak == 2
+
+
+def test_overridden_parameters_reach_the_functions_next_cold_start_and_are_restored() -> None:
+    from payments.config import settings
+
+    with _cloud() as cloud:
+        assert settings().stripe_requests_per_second == 20  # the template's default
+        with cloud.parameters_overridden(StripeRequestsPerSecond="7"):
+            assert settings().stripe_requests_per_second == 7
+        assert settings().stripe_requests_per_second == 20

@@ -63,3 +63,14 @@ def test_no_rate_limit_unless_asked() -> None:
         client = client_of(fake)
         for _ in range(100):
             client.v1.payment_intents.list()
+
+
+def test_the_limit_can_be_turned_on_and_off_between_requests() -> None:
+    with FakeStripe(clock=Clock(stopped_at=time.time())) as fake:
+        client = client_of(fake)
+        fake.limit_rate(25)
+        use_up_a_second(client)
+        with pytest.raises(stripe.RateLimitError):
+            client.v1.payment_intents.list()
+        fake.limit_rate(None)
+        client.v1.payment_intents.list()

@@ -18,7 +18,7 @@ import pytest
 
 from local_runtime.fake_stripe import Clock, FakeStripe
 from payments import steps
-from payments.errors import AuthorizationExpired, OutOfStock, PaymentNotBound
+from payments.errors import AuthorizationExpired, OutOfStock, PaymentNotBound, PaymentNotConfirmed
 from payments.executions import ExecutionRef, ExecutionStatus
 from payments.orders import Order, parse_order
 from payments.reconciliation import Finding, Reconciler
@@ -103,16 +103,31 @@ def test_reserve_capture_fulfil_takes_the_stock_once_and_the_money_once(fake, ga
     assert orders.get(order.order_id)["reservationExpiresAt"] == T0 + 7 * DAY
 
     before = len(fake.requests)
-    assert steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake)) == {"status": "succeeded"}
+    captured = steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake))
+    assert captured == {"status": "succeeded", "paymentIntentId": payment_intent_id, "attempt": 1}
     assert len(fake.requests) - before == 1  # the capture alone: no read first
-    assert steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake)) == {"status": "succeeded"}
+    assert steps.capture_payment(payment_intent_id, DEADLINE, stripe=gateway, now=now(fake)) == captured
     assert fake.payment_intents[payment_intent_id]["amount_received"] == 2500
     assert captures(fake, payment_intent_id) == 1  # Stripe refused the retry's capture; the read said it is captured
 
-    result = steps.fulfil_order(order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake))
+    before = len(fake.requests)
+    result = steps.fulfil_order(
+        order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake), captured=captured
+    )  # fmt: skip
     assert result == {"fulfilled": True}
+    assert len(fake.requests) == before  # the capture's answer was Stripe's word: no second read
     record = orders.get(order.order_id)
     assert (record["status"], record["paymentIntentId"], stock(tables)) == ("fulfilled", payment_intent_id, 8)
+
+
+def test_fulfil_reads_stripe_unless_the_capture_proof_names_this_payment_intent(fake, gateway, orders, tables) -> None:
+    order, payment_intent_id = authorised(fake, gateway, orders)
+    steps.reserve_stock(order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake))
+    # Not captured: a proof naming another PaymentIntent (or none) is no proof, and Stripe says requires_capture
+    for proof in ({"paymentIntentId": "pi_other", "attempt": 1}, None, {}):
+        with pytest.raises(PaymentNotConfirmed, match="requires_capture"):
+            steps.fulfil_order(order, payment_intent_id, stripe=gateway, orders=orders, now=now(fake), captured=proof)
+    assert (orders.get(order.order_id)["status"], stock(tables)) == ("reserved", 8)
 
 
 def test_out_of_stock_releases_the_authorisation_charges_nothing_and_refunds_nothing(

@@ -193,3 +193,25 @@ def test_an_authorisation_is_captured_only_after_its_stock_is_reserved(states: d
     capture_catches = {c["ErrorEquals"][0]: c["Next"] for c in states["CapturePayment"]["Catch"]}
     assert capture_catches["AuthorizationExpired"] == "ReleaseAuthorization"
     assert states["CapturePayment"]["Next"] == "FulfilOrder"
+
+
+def test_only_the_workflow_s_own_steps_write_what_fulfil_takes_as_proof_of_capture(states: dict[str, Any]) -> None:
+    # FulfilOrder trusts $.authorization.captured instead of reading the PaymentIntent again: no outcome a task token
+    # can send (a leaked token), and no start input, may reach it. AcceptOrder starts it empty; ReserveStock and
+    # CapturePayment, our Lambdas' answers from Stripe, write it; NextAttempt carries it on, untouched.
+    result_paths = {
+        name: state.get("ResultPath", "$")
+        for name, state in states.items()
+        if state["Type"] in ("Task", "Map", "Parallel") and state.get("ResultPath", "$") is not None
+    }
+    writers = {name: path for name, path in result_paths.items() if path == "$" or path.startswith("$.authorization")}
+    assert writers == {
+        "AcceptOrder": "$", "ReserveStock": "$.authorization", "CapturePayment": "$.authorization.captured",
+    }  # fmt: skip
+    assert states["AcceptOrder"]["ResultSelector"]["authorization"] == {}
+    assert states["CapturePayment"]["Parameters"]["FunctionName"] == "${SettleAuthorizationFunctionArn}"
+    builders = {name for name, state in states.items() if state["Type"] == "Pass" and "Parameters" in state}
+    for name in builders:
+        written = {key.removesuffix(".$"): value for key, value in states[name]["Parameters"].items()}
+        assert written.get("authorization", "$.authorization") == "$.authorization", name
+    assert states["FulfilOrder"]["Parameters"]["Payload"]["authorization.$"] == "$.authorization"

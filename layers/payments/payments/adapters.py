@@ -5,10 +5,12 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
+from payments.admission import AdmissionQueue
 from payments.config import settings
 from payments.credentials import stripe_credentials
 from payments.executions import Executions
 from payments.notifications import Mailer
+from payments.pacing import StripeBudget
 from payments.records import OrderRecords, PaymentRecords, with_python_values
 from payments.recovery import Recovery
 from payments.stripe_gateway import StripeGateway
@@ -45,6 +47,11 @@ def executions() -> Executions:
 
 
 @cache
+def admission_queue() -> AdmissionQueue:
+    return AdmissionQueue(lambda: boto3.client("sqs", config=AWS_CLIENT_CONFIG), settings().admission_queue_url)
+
+
+@cache
 def recovery() -> Recovery | None:
     function = settings().reconciler_function
     return Recovery(lambda: boto3.client("lambda", config=AWS_CLIENT_CONFIG), function) if function else None
@@ -62,9 +69,18 @@ def stripe_gateway() -> StripeGateway:
 
 
 @cache
+def stripe_budget() -> StripeBudget | None:
+    """The Stripe request budget every function shares; None (unpaced) when StripeRequestsPerSecond is 0."""
+    config = settings()
+    if config.stripe_requests_per_second <= 0 or not config.rate_limit_table:
+        return None
+    return StripeBudget(_dynamodb(), config.rate_limit_table, config.stripe_requests_per_second)
+
+
+@cache
 def _stripe_gateway(api_key: str) -> StripeGateway:
     config = settings()
     return StripeGateway.connect(
         api_key, config.stripe_api_base, config.stripe_network_retries, config.app_id, config.checkout_page_url,
-        config.capture_method,
+        config.capture_method, stripe_budget(),
     )  # fmt: skip

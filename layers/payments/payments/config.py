@@ -25,11 +25,19 @@ class Settings:
     capture_method: str  # manual: cards are authorised, the stock reserved, then captured; automatic: charged at once
     reconcile_grace_seconds: int
     reconcile_lookback_seconds: int
+    admission_queue_url: str  # the merchant API queues a start that Step Functions cannot take now
+    rate_limit_table: str  # holds the Stripe request budget's token bucket
+    stripe_requests_per_second: float  # the budget every function shares; 0: unpaced
 
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     return int(raw) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw else default
 
 
 @cache
@@ -54,4 +62,7 @@ def settings() -> Settings:
         capture_method=env("CAPTURE_METHOD", "manual"),
         reconcile_grace_seconds=60 * _int("RECONCILE_AFTER_MINUTES", 30),
         reconcile_lookback_seconds=_int("RECONCILE_LOOKBACK_SECONDS", 172800),
+        admission_queue_url=env("ADMISSION_QUEUE_URL", ""),
+        rate_limit_table=env("RATE_LIMIT_TABLE", ""),
+        stripe_requests_per_second=_float("STRIPE_REQUESTS_PER_SECOND", 0),
     )

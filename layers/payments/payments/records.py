@@ -25,6 +25,7 @@ from payments.executions import ExecutionRef
 from payments.orders import Order
 
 _deserialize = TypeDeserializer().deserialize
+QUEUED = "queued"  # an order waiting in the admission queue for its execution to start
 
 
 def with_python_values(dynamodb: Any) -> Any:
@@ -228,7 +229,8 @@ class OrderRecords:
 
     def claim(self, order: Order, execution: ExecutionRef, now: datetime) -> None:
         """Record the order as received, held by this execution. One order is one payment: any other
-        execution (another name, or this name reused after Step Functions forgot it) gets DuplicateOrder."""
+        execution (another name, or this name reused after Step Functions forgot it) gets DuplicateOrder.
+        An order that waited in the admission queue is held by no execution yet: the first one claims it."""
         try:
             self._dynamodb.put_item(
                 TableName=self._table,
@@ -242,7 +244,10 @@ class OrderRecords:
                     "updatedAt": now.isoformat(),
                     "history": [_history_entry("received", now)],
                 },
-                ConditionExpression="attribute_not_exists(orderId)",
+                ConditionExpression="attribute_not_exists(orderId) OR "
+                "(#status = :queued AND attribute_not_exists(executionId))",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": QUEUED},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
@@ -256,6 +261,29 @@ class OrderRecords:
                 ) from error
         except BotoCoreError as error:
             raise self._unavailable(error) from error
+
+    def note_queued(self, order: Order, now: datetime) -> bool:
+        """Record that the order waits in the admission queue, unless an execution has claimed it already (False):
+        the merchant API then tells a queued order from one it never heard of."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={
+                    **order.to_dict(),
+                    "status": QUEUED,
+                    "createdAt": now.isoformat(),
+                    "updatedAt": now.isoformat(),
+                    "history": [_history_entry(QUEUED, now)],
+                },
+                ConditionExpression="attribute_not_exists(orderId)",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise self._unavailable(error) from error
+        except BotoCoreError as error:
+            raise self._unavailable(error) from error
+        return True
 
     def begin_attempt(self, order_id: str, attempt: int, now: datetime) -> dict[str, Any] | None:
         """Note that this attempt asks Stripe for a PaymentIntent. Returns None the first time; on a retry

@@ -2,10 +2,19 @@
 
 Every write carries an idempotency key derived from the order and attempt, so a retry by
 Lambda, by the state machine or by stripe-python itself can never create a second charge.
+
+Every request Stripe receives from the stack, stripe-python's own retries and each page of a list included,
+first takes a token from the shared request budget (payments.pacing), in the HTTP client stripe-python sends
+it with. A 429 is retried here, briefly and with full jitter, and told apart (https://docs.stripe.com/rate-limits,
+https://docs.stripe.com/error-codes): `rate_limit` means the account is over its limit, so the budget is paused for
+everyone; `lock_timeout` means another request holds this object, so only this request tries again soon.
 """
 
+import contextvars
+import random
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +22,7 @@ import stripe
 
 from payments.errors import PaymentRequestRejected, StripeUnavailable
 from payments.orders import Order, checkout_url
+from payments.pacing import StripeBudget
 
 # Statuses Stripe allows a PaymentIntent to be canceled from.
 CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
@@ -22,6 +32,17 @@ UNPAID = CANCELABLE - {"requires_capture"}
 
 
 ALREADY_REFUNDED = "already_refunded"
+# How long one Stripe call may wait, for its budget's tokens and between its 429 retries, before it gives up with
+# StripeUnavailable (the state machine's Retry then waits longer, with full jitter). Far under every function's
+# timeout (the webhook's is 10 s), so that giving up is an answer the caller handles, never a Lambda timeout.
+MAX_WAIT_SECONDS = 3.0
+SWEEP_MAX_WAIT_SECONDS = 60.0  # the reconciler's list of the last two days' events, page by page
+# Full-jitter backoff between 429 retries: a random wait up to min(cap, base * 2 ** retry)
+# (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
+LOCK_TIMEOUT_BACKOFF = (0.1, 1.0)  # another request holds the object: it is usually done within a moment
+RATE_LIMIT_BACKOFF = (0.5, 2.0)  # the account is over its limit: a second's worth of tokens refills in a second
+RATE_LIMIT_PAUSE_SECONDS = 1.0  # how long a rate_limit 429 empties the shared budget for
+_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("stripe_call_deadline")
 
 
 @dataclass(frozen=True)
@@ -81,25 +102,30 @@ class StripeGateway:
     # Quoted: evaluating stripe.StripeClient here would load the client and all its services (~20 ms) into
     # functions that only verify signatures (the webhook).
     def __init__(
-        self, client: "stripe.StripeClient", app_id: str, checkout_page_url: str = "", capture_method: str = "automatic"
-    ) -> None:
+        self, client: "stripe.StripeClient", app_id: str, checkout_page_url: str = "",
+        capture_method: str = "automatic", budget: StripeBudget | None = None,
+        max_wait_seconds: float = MAX_WAIT_SECONDS,
+    ) -> None:  # fmt: skip
         self._client = client
         self._app_id = app_id
         self._checkout_page_url = checkout_page_url
         self._capture_method = capture_method
+        self._budget = budget
+        self._max_wait_seconds = max_wait_seconds
 
     @classmethod
     def connect(
         cls, api_key: str, api_base: str, network_retries: int, app_id: str, checkout_page_url: str = "",
-        capture_method: str = "automatic",
+        capture_method: str = "automatic", budget: StripeBudget | None = None,
+        max_wait_seconds: float = MAX_WAIT_SECONDS,
     ) -> "StripeGateway":  # fmt: skip
         client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=network_retries,
+            http_client=PacedRequestsClient(budget, max_wait_seconds) if budget else None,
         )
-        return cls(client, app_id, checkout_page_url, capture_method)
-
+        return cls(client, app_id, checkout_page_url, capture_method, budget, max_wait_seconds)
 
     def create_payment_intent(
         self, order: Order, attempt: int, execution_id: str, key_generation: int = 1
@@ -137,7 +163,7 @@ class StripeGateway:
         options: stripe.RequestOptions = {
             "idempotency_key": payment_idempotency_key(order.order_id, attempt, key_generation)
         }
-        return _confirmation(lambda: self._client.v1.payment_intents.create(params, options))
+        return self._confirmation(lambda: self._client.v1.payment_intents.create(params, options))
 
     def confirm_off_session(self, payment_intent_id: str, payment_method: str, attempt: int) -> PaymentIntentView:
         """Charge the saved card again, on the same PaymentIntent, while the customer is away.
@@ -147,7 +173,7 @@ class StripeGateway:
         """
         params: dict[str, Any] = {"payment_method": payment_method, "off_session": True}
         options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:confirm:attempt-{attempt}"}
-        return _confirmation(lambda: self._client.v1.payment_intents.confirm(payment_intent_id, params, options))
+        return self._confirmation(lambda: self._client.v1.payment_intents.confirm(payment_intent_id, params, options))
 
     def find_payment_intent(self, order_id: str, attempt: int, created_since: int) -> PaymentIntentView | None:
         """The attempt's PaymentIntent if a request created one that nobody recorded (its answer was lost)."""
@@ -162,7 +188,7 @@ class StripeGateway:
                     return view
             return None
 
-        return _call(search)
+        return self._call(search)
 
     def paid_or_authorised(self, since: int) -> list[tuple[PaymentIntentView, int]]:
         """This deployment's PaymentIntents that succeeded, or were authorised (CaptureMethod manual), since
@@ -175,7 +201,9 @@ class StripeGateway:
             events = self._client.v1.events.list({"types": types, "created": {"gte": since}, "limit": 100})
             return [(PaymentIntentView.from_stripe(e.data.object), int(e.created)) for e in events.auto_paging_iter()]
 
-        return [(view, at) for view, at in _call(listing) if view.metadata.get("app_id") == self._app_id]
+        # Many pages, each taking its token: the reconciler (a 300 s timeout) may wait longer than a payment's step.
+        listed = self._call(listing, max_wait_seconds=SWEEP_MAX_WAIT_SECONDS)
+        return [(view, at) for view, at in listed if view.metadata.get("app_id") == self._app_id]
 
     def payment_intent_data(self, payment_intent_id: str) -> dict[str, Any] | None:
         """The PaymentIntent as Stripe's JSON has it (what a snapshot event carries); None when Stripe has none
@@ -189,12 +217,13 @@ class StripeGateway:
                     return None
                 raise
 
-        return _call(retrieve)
+        return self._call(retrieve)
 
     def authorization(self, payment_intent_id: str) -> PaymentIntentView:
         """The PaymentIntent with its latest charge, whose card details carry the authorisation's deadline."""
+        params: dict[str, Any] = {"expand": ["latest_charge"]}
         return PaymentIntentView.from_stripe(
-            _call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id, {"expand": ["latest_charge"]}))
+            self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id, params))
         )
 
     def capture(self, payment_intent_id: str) -> PaymentIntentView:
@@ -204,11 +233,13 @@ class StripeGateway:
         # PaymentIntent would replay a stored 500 or 400 to every later capture for 24 hours.
         options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:capture:{uuid.uuid4().hex}"}
         return PaymentIntentView.from_stripe(
-            _call(lambda: self._client.v1.payment_intents.capture(payment_intent_id, {}, options))
+            self._call(lambda: self._client.v1.payment_intents.capture(payment_intent_id, {}, options))
         )
 
     def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
-        return PaymentIntentView.from_stripe(_call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id)))
+        return PaymentIntentView.from_stripe(
+            self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
+        )
 
     def cancel(self, payment_intent_id: str, reason: str) -> PaymentIntentView:
         # A key per call: a cancel that lost a race stores Stripe's 400 under its key, and a key fixed per
@@ -216,7 +247,7 @@ class StripeGateway:
         options: stripe.RequestOptions = {"idempotency_key": f"{payment_intent_id}:cancel:{uuid.uuid4().hex}"}
         params: dict[str, Any] = {"cancellation_reason": reason}
         return PaymentIntentView.from_stripe(
-            _call(lambda: self._client.v1.payment_intents.cancel(payment_intent_id, params, options))
+            self._call(lambda: self._client.v1.payment_intents.cancel(payment_intent_id, params, options))
         )
 
     def refund(self, payment_intent_id: str, reason: str) -> str:
@@ -237,28 +268,78 @@ class StripeGateway:
                     return ALREADY_REFUNDED
                 raise
 
-        return _call(create)
+        return self._call(create)
+
+    def _confirmation(self, request: Callable[[], Any]) -> PaymentIntentView:
+        """A decline is an outcome, not an error: the PaymentIntent exists, back in requires_payment_method, and
+        its payment_intent.payment_failed webhook resumes the workflow like any other outcome."""
+        try:
+            return PaymentIntentView.from_stripe(self._call(request))
+        except stripe.CardError as declined:
+            payment_intent = declined.error.payment_intent if declined.error else None
+            if payment_intent is None:
+                raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
+            return PaymentIntentView.from_stripe(payment_intent)
+
+    def _call[T](self, request: Callable[[], T], max_wait_seconds: float | None = None) -> T:
+        """Run one Stripe request (a list: its pages), retrying its 429s and waiting for its tokens for up to
+        `max_wait_seconds` in all (the gateway's, by default), then StripeUnavailable.
+
+        A retry repeats the request with its idempotency key: Stripe saves no result for a request that conflicted
+        with another one or never began executing (docs.stripe.com/api/idempotent_requests), so the retry is the
+        request's first run, never a second charge."""
+        deadline = time.monotonic() + (max_wait_seconds or self._max_wait_seconds)
+        bound = _deadline.set(deadline)
+        retry = 0
+        try:
+            while True:
+                try:
+                    return _translated(request)
+                except stripe.RateLimitError as limited:
+                    reason, should_retry = _limit_reason(limited)
+                    if reason == "rate_limit" and self._budget is not None:
+                        self._budget.pause(RATE_LIMIT_PAUSE_SECONDS)
+                    base, cap = LOCK_TIMEOUT_BACKOFF if reason == "lock_timeout" else RATE_LIMIT_BACKOFF
+                    delay = random.uniform(0, min(cap, base * 2**retry))
+                    if should_retry is False or time.monotonic() + delay > deadline:
+                        raise StripeUnavailable(f"Stripe answered 429 {reason}: {limited.user_message}") from limited
+                    time.sleep(delay)
+                    retry += 1
+        finally:
+            _deadline.reset(bound)
 
 
-def _confirmation(request: Callable[[], Any]) -> PaymentIntentView:
-    """A decline is an outcome, not an error: the PaymentIntent exists, back in requires_payment_method, and
-    its payment_intent.payment_failed webhook resumes the workflow like any other outcome."""
-    try:
-        return PaymentIntentView.from_stripe(_call(request))
-    except stripe.CardError as declined:
-        payment_intent = declined.error.payment_intent if declined.error else None
-        if payment_intent is None:
-            raise PaymentRequestRejected(str(declined.user_message or declined)) from declined
-        return PaymentIntentView.from_stripe(payment_intent)
+class PacedRequestsClient(stripe.RequestsClient):
+    """stripe-python's default HTTP client (HTTPClient is its documented base for custom clients), taking a token
+    from the shared budget before each request it sends: stripe-python's own retries, and every page of a list."""
+
+    def __init__(self, budget: StripeBudget, max_wait_seconds: float) -> None:
+        super().__init__()
+        self._budget, self._max_wait_seconds = budget, max_wait_seconds
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        deadline = _deadline.get(time.monotonic() + self._max_wait_seconds)
+        self._budget.take(max_wait=max(0.0, deadline - time.monotonic()))
+        return super().request(method, url, headers, post_data)
 
 
-def _call[T](request: Callable[[], T]) -> T:
-    """Run one Stripe request, turning Stripe's errors into the workflow's typed errors."""
+def _limit_reason(limited: stripe.RateLimitError) -> tuple[str, bool | None]:
+    """Which 429 this is: stripe-python raises RateLimitError for every 429 and leaves the code in the error object.
+    Returns (`lock_timeout` | `rate_limit` | the code Stripe gave, whether Stripe-Should-Retry says to retry)."""
+    code = (limited.error.code if limited.error else None) or limited.code or "rate_limit"
+    header = next((v for k, v in (limited.headers or {}).items() if k.lower() == "stripe-should-retry"), None)
+    return str(code), None if header is None else header == "true"
+
+
+def _translated[T](request: Callable[[], T]) -> T:
+    """Run one Stripe request, turning Stripe's errors into the workflow's typed errors (a 429 is the caller's)."""
     try:
         return request()
-    except stripe.CardError:
+    except (stripe.CardError, stripe.RateLimitError):
         raise
-    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as transient:
+    except (stripe.APIConnectionError, stripe.APIError) as transient:
         raise StripeUnavailable(str(transient.user_message or transient)) from transient
     except (stripe.AuthenticationError, stripe.PermissionError, stripe.IdempotencyError) as ours:
         # A key rotated or restricted, or a key of ours misused: never the order's fault, never definitive.
