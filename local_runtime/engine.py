@@ -119,14 +119,16 @@ class LocalCloud:
         quotas: Quotas | None = None,
     ) -> None:
         """`retry_seconds_scale` shortens every ASL Retry's wait (0.1: a tenth), so that a test can exhaust a
-        step's retries and park it in seconds; the ASL and the order of events are unchanged. `quotas`
-        (local_runtime/quotas.py; None: no quota) throttles StartExecution, SendTaskSuccess and the writes to
+        step's retries and park it in seconds; the ASL and the order of events are unchanged.
+        `queue_visibility_seconds` shortens the wait of a queue message whose read failed: it comes again that long
+        after the read ended (`event_routes.EventSourceMappings`), not after the template's visibility timeout.
+        `quotas` (local_runtime/quotas.py; None: no quota) throttles StartExecution, SendTaskSuccess and the writes to
         each DynamoDB item as AWS does beyond them; give the local Stripe `quotas.stripe_limits()` too."""
         self.template = Template(stack_name, {"StripeApiBase": stripe_api_base, **(parameters or {})})
         self._credentials = {"api_key": stripe_api_key, "webhook_signing_secret": webhook_signing_secret}
         self._log_stream = log_stream
         self._retry_seconds_scale = retry_seconds_scale
-        self._queue_visibility_seconds = queue_visibility_seconds  # None: the template's
+        self._queue_visibility_seconds = queue_visibility_seconds  # None: the template's timeout
         self.quotas = quotas
         self._event_source_mappings: EventSourceMappings | None = None
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
@@ -156,6 +158,7 @@ class LocalCloud:
             *_fast_interpreter(),
             mock.patch.object(retrier_decl, "time", _ScaledSleep(self._retry_seconds_scale)),
             event_routes.partner_bus_names(),
+            event_routes.queue_deletes_under_its_lock(),
         ]
         for patch in self._patches:
             patch.start()
@@ -199,7 +202,7 @@ class LocalCloud:
             )
             template.physical[logical_id] = secret["ARN"]
 
-        event_routes.deploy(template, self._queue_visibility_seconds)
+        event_routes.deploy(template)
 
         for layer in template.of_type("AWS::Serverless::LayerVersion").values():
             path = str(template.path.parent / layer["Properties"]["ContentUri"])  # Lambda's /opt/python
@@ -229,7 +232,11 @@ class LocalCloud:
         # 'http_trait'", a States.Runtime in AcceptOrder). Deploying has made the other services' first requests.
         boto3.client("lambda").list_functions()
         self._start_gateway()
-        self._event_source_mappings = EventSourceMappings(template, self.invoke_function)
+        # Looked up at each call: a harness that wraps `invoke_function` sees the queue's invocations too.
+        self._event_source_mappings = EventSourceMappings(
+            template, lambda name, event: self.invoke_function(name, event),
+            failed_visibility_seconds=self._queue_visibility_seconds,
+        )  # fmt: skip
         self._event_source_mappings.start()
 
     def partition_keys(self) -> dict[str, str]:
@@ -247,12 +254,14 @@ class LocalCloud:
         if self._event_source_mappings:
             self._event_source_mappings.wait_until_idle(timeout)
 
-    def put_partner_event(self, entry: dict[str, Any]) -> None:
-        """What a partner (Stripe) does to its event source: an event onto the bus associated with it."""
+    def put_partner_event(self, entry: dict[str, Any]) -> str:
+        """What a partner (Stripe) does to its event source: an event onto the bus associated with it. Returns the
+        id EventBridge gave it (the `id` of the envelope a rule's target receives)."""
         (bus,) = self.template.of_type("AWS::Events::EventBus")
         answer = boto3.client("events").put_events(Entries=[{**entry, "EventBusName": self.template.physical[bus]}])
         if answer.get("FailedEntryCount"):
             raise RuntimeError(f"EventBridge refused the event: {answer['Entries']}")
+        return str(answer["Entries"][0]["EventId"])
 
     @contextlib.contextmanager
     def parameters_overridden(self, **parameters: str) -> Iterator[None]:
@@ -425,6 +434,7 @@ class Fault:
     times: int = 1
     match: Callable[[str], bool] | None = None  # only requests whose body it accepts (one order's, say)
     after_commit: bool = False  # the request takes effect, then its answer is lost to this error
+    function: str | None = None  # Lambda Invoke: only the invocations of a function whose name holds this
 
 
 class AwsTraffic:
@@ -469,7 +479,9 @@ class AwsTraffic:
                     (
                         f
                         for f in traffic._faults
-                        if (f.service, f.action) == (service, action) and (f.match is None or f.match(_body(response)))
+                        if (f.service, f.action) == (service, action)
+                        and (f.function is None or f.function in str(getattr(response, "path", "")))
+                        and (f.match is None or f.match(_body(response)))
                     ),
                     None,
                 )

@@ -470,22 +470,48 @@ def check_invariants(cloud: LocalCloud, stripe: FakeStripe, order_id: str) -> li
     history = [entry["status"] for entry in order.get("history", [])]
     if history.count("fulfilled") > 1:
         problems.append("fulfilled twice")
-    # CaptureMethod manual: nothing captured before its stock was reserved, no hold or reservation left behind
-    authorised = {
-        event["data"]["object"]["id"] for event in list(stripe.events)
+    authorised = authorised_payment_intents(list(stripe.events))
+    for found in authorisation_problems(order, payment_intents, authorised).values():
+        problems += found
+    return problems
+
+
+AUTHORISATION_INVARIANTS = (
+    "captured_unreserved", "out_of_stock_charged", "held_authorisations", "stranded_reservations",
+)  # fmt: skip
+
+
+def authorised_payment_intents(events: list[dict[str, Any]]) -> set[str]:
+    """The PaymentIntents Stripe authorised (held to capture later) in these events (`FakeStripe.events`): each one's
+    payment_intent.amount_capturable_updated."""
+    return {
+        event["data"]["object"]["id"] for event in events
         if event["type"] == "payment_intent.amount_capturable_updated"
     }  # fmt: skip
+
+
+def authorisation_problems(
+    order: dict[str, Any], payment_intents: list[dict[str, Any]], authorised: set[str]
+) -> dict[str, list[str]]:
+    """Authorise, reserve, capture (docs/capture.md): nothing captured before its stock was reserved, no order that
+    says out of stock or lapsed charged, no hold or reservation left behind. `authorised`: the PaymentIntents Stripe
+    authorised (`authorised_payment_intents`). Under CaptureMethod automatic nothing is authorised or reserved: they
+    hold at once. The broken ones, by invariant (`AUTHORISATION_INVARIANTS`); the last two hold only once nothing
+    will capture or release any more (the execution, and the reconciler after it, are done)."""
+    status = order.get("status")
+    succeeded = [pi for pi in payment_intents if pi["status"] == "succeeded"]
     reserved = {entry.get("paymentIntentId") for entry in order.get("history", []) if entry["status"] == "reserved"}
+    problems: dict[str, list[str]] = {name: [] for name in AUTHORISATION_INVARIANTS}
     for pi in succeeded:
         if pi["id"] in authorised and pi["id"] not in reserved:
-            problems.append(f"captured {pi['id']} without reserving the stock")
+            problems["captured_unreserved"].append(f"captured {pi['id']} without reserving the stock")
     if status in ("out_of_stock", "authorization_expired") and succeeded:
-        problems.append(f"order {status} but charged")
+        problems["out_of_stock_charged"].append(f"order {status} but charged")
     held = [pi["id"] for pi in payment_intents if pi["status"] == "requires_capture"]
     if held:
-        problems.append(f"authorisation still held: {held}")
+        problems["held_authorisations"].append(f"authorisation still held: {held}")
     if order.get("reservedPaymentIntentId") and "fulfilledAt" not in order:
-        problems.append("stock still reserved for an order that was not fulfilled")
+        problems["stranded_reservations"].append("stock still reserved for an order that was not fulfilled")
     return problems
 
 

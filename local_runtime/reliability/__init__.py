@@ -2,16 +2,20 @@
 
 One module a concern; `python -m local_runtime.reliability` runs `cli.main`:
 
-- settings: the Stripe keys and webhook secrets, the stock, the stack parameters every part shares
+- settings: the Stripe keys and webhook secrets, the stock, the stack parameters every part shares, per
+  CaptureMethod (every part runs under each, on a stack of its own)
 - stack: the local deployment (FakeStripe and a LocalCloud) a run drives, and the watcher of its executions
-- courier: Stripe's webhook deliveries, per an order's delivery plan (held, racing the token, delayed, lost...)
+- courier: Stripe's deliveries, per an order's delivery plan (held, racing the token, delayed, lost...), to its
+  event destination (the webhook or the partner event bus, snapshot or thin events)
+- destinations: FakeStripe's own deliveries (plan "stripe"), each order's to its own destination
 - faults: the Stripe and AWS failures and outages a schedule aims at its own order's requests
 - schedules: the seeded schedules (payment, delivery, faults, second starts, key pruning), the tables they are
   drawn from, and the schedules written out for every seed
 - schedule_run: one schedule run on a shared stack, its customer, the races it stages, what follows its end
 - reconciler: the reconciler as AWS starts it (on an execution's end, and the scheduled sweep)
 - redrive: the steps of an ended execution run again, as a redrive would run them
-- invariants: the verdict on each order against Stripe's final word, its money after the reconciler, the stock
+- invariants: the verdict on each order against Stripe's final word and its CaptureMethod, its money (and its
+  authorisation and reservation) after the reconciler, the stock
 - bad_webhooks, webhook_targets: the bad webhook requests, and the orders they are sent at
 - bad_starts: the bad start inputs
 - load: many payments at once
@@ -30,8 +34,9 @@ Adding a schedule. A seed draws from the tables in `schedules` and `faults` in t
 - a second start of the order, or a day passing at Stripe: a mode in `schedules.SECOND_START_WEIGHTS` or
   `schedules.KEY_PRUNING_WEIGHTS`, played in `ScheduleRun` (a mode that moves Stripe's clock must make
   `Schedule.moves_stripes_clock` true: such schedules run one at a time);
-- a rule every order must keep: in `invariants.judge` (or `invariants.judge_money`, for what must hold once the
-  reconciler has run).
+- a rule every order must keep: in `invariants.judge` (`invariants.judge_capture_method` for what one
+  CaptureMethod does), or `invariants.judge_money` for what must hold once the reconciler has run (the
+  authorise-and-capture invariants are the demo's, `scenarios.authorisation_problems`).
 Any of these changes what every seed draws, so the figures in docs/reliability.md are to be measured again.
 A scenario every seed must run is a `schedules.written(...)` in `schedules.written_out`; one that must always run
 in `make test` (a regression) is a `Schedule` written out by hand in `REGRESSIONS` of

@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 UNTIL_THE_END = math.inf
@@ -23,13 +24,15 @@ PARKING_OUTAGE_SECONDS = (4.5, 6.0, 7.5)
 THROTTLED_OUTAGE_SECONDS = (15.0, 20.0)
 # The write that binds an attempt to its PaymentIntent, made right after Stripe created it.
 BINDING_WRITE = ":paymentIntentId"
+# The write that records a Stripe event on its payment record (`PaymentRecords.record_event`), whichever way it came.
+EVENT_WRITE = "lastEventRank"
 
 
 @dataclass(frozen=True)
 class StripeFault:
     """A failure of Stripe's API for this order's requests (see `FakeStripe.fail_next`)."""
 
-    request: str  # create | retrieve | cancel | refund | any
+    request: str  # create | retrieve | cancel | capture | refund | any
     status: int = 500
     times: int = 1
     after_commit: bool = False
@@ -62,10 +65,12 @@ class AwsFault:
     step: str | None = None  # Lambda faults: only the invocations of this state (see `lambda_step_of`)
     lasts: float | None = None  # seconds from the first failure (an outage), instead of `times`
     starts_at: str | None = None  # an outage begins with the first request whose body holds this text
+    only: str | None = None  # a counted fault fails only the requests whose body holds this text
 
     def describe(self) -> str:
         where = f" at {self.step}" if self.step else ""
         begins = " from the binding write" if self.starts_at == BINDING_WRITE else ""
+        begins += " of the event's record" if self.only == EVENT_WRITE else ""
         return f"{self.service} {self.action} {self.code}{where} {_how_long(self.times, self.lasts)}{begins}" + (
             " after commit" if self.after_commit else ""
         )
@@ -88,50 +93,72 @@ def outlasts_parking(faults: tuple[Fault, ...]) -> bool:
     return any(f.lasts == UNTIL_THE_END for f in faults)
 
 
-# Which Task state invoked a function, told by the payload the ASL gives it: its keys, and for the states
-# sharing a function, the values that tell them apart.
-LAMBDA_STEPS: dict[str, tuple[set[str], dict[str, Any]]] = {
-    "AcceptOrder": ({"order", "executionId", "executionStartedAt"}, {}),
-    "CreatePaymentIntent": ({"order", "attempt", "executionId"}, {}),
-    "WaitForPaymentOutcome": ({"taskToken", "paymentIntentId", "orderId", "attempt", "consumedEventId"}, {}),
-    "SettleFailedAttempt": ({"paymentIntentId", "orderId", "reason"}, {"reason": "failed"}),
-    "ReconcileAfterTimeout": ({"paymentIntentId", "orderId", "reason"}, {"reason": "timeout"}),
-    "FulfilOrder": ({"order", "paymentIntentId", "authorization"}, {}),
-    "RefundPayment": ({"order", "paymentIntentId", "error"}, {}),
-    "NotifyRetry": (
-        {"kind", "order", "attempt", "willRetry", "reason", "offSession", "retryable"}, {"willRetry": True}
-    ),
-    "NotifyFailed": ({"kind", "order", "attempt", "willRetry", "reason"}, {"willRetry": False}),
-    "NotifyTimedOut": ({"kind", "order", "attempt", "reason"}, {"kind": "timed_out"}),
-    "NotifyRefunded": ({"kind", "order", "attempt", "reason"}, {"kind": "refunded"}),
-    "SendReceipt": ({"kind", "order", "attempt", "paymentIntentId"}, {"kind": "receipt"}),
-}
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "payment_workflow.asl.json"
+
+
+@dataclass(frozen=True)
+class LambdaStep:
+    """A Task state that invokes a function, as the ASL writes it: the keys of the payload it gives the function,
+    the values fixed in it, and the function's logical id (`${<id>Arn}`)."""
+
+    keys: frozenset[str]
+    values: dict[str, Any]
+    function: str
+
+    def takes(self, payload: dict[str, Any]) -> bool:
+        return set(payload) == self.keys and all(payload.get(k) == v for k, v in self.values.items())
+
+
+def lambda_steps(asl: dict[str, Any]) -> dict[str, LambdaStep]:
+    """Every Task state of the ASL that invokes a function (read from the ASL, so that a new or changed step cannot
+    leave the faults aimed at it firing at nothing)."""
+    steps = {}
+    for name, state in asl["States"].items():
+        parameters = state.get("Parameters") or {}
+        if state["Type"] != "Task" or not isinstance(parameters.get("Payload"), dict):
+            continue
+        payload = parameters["Payload"]
+        steps[name] = LambdaStep(
+            frozenset(key.removesuffix(".$") for key in payload),
+            {key: value for key, value in payload.items() if not key.endswith(".$")},
+            str(parameters["FunctionName"]).removeprefix("${").removesuffix("Arn}"),
+        )
+    return steps
+
+
+# Which Task state invoked a function, told by the payload the ASL gives it (its keys, and for the states sharing a
+# function, the values that tell them apart) and, where two functions take the same payload (ReserveStock and
+# FulfilOrder), by the function.
+LAMBDA_STEPS = lambda_steps(json.loads(ASL.read_text()))
 # The steps whose Catch parks them (the Notify steps move on without the e-mail; AcceptOrder's failures, having
 # charged nothing, end NeedsAttention at once).
 PARKING_STEPS = (
     "CreatePaymentIntent", "WaitForPaymentOutcome", "SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder",
-    "RefundPayment",
+    "RefundPayment", "ReserveStock", "CapturePayment", "ReleaseAuthorization",
 )  # fmt: skip
 
 
-def lambda_step_of(payload: Any) -> str | None:
-    """The Task state whose invocation this is: `payload` is the event, or the Invoke request's body."""
+def lambda_steps_of(payload: Any, function: str | None = None) -> set[str]:
+    """The Task states whose invocation this can be: `payload` is the event, or the Invoke request's body;
+    `function` the function's name or ARN, if known (without it, ReserveStock and FulfilOrder look alike)."""
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except (ValueError, TypeError):
-            return None
+            return set()
     if not isinstance(payload, dict):
-        return None
-    keys = set(payload)
-    return next(
-        (
-            step
-            for step, (wanted, values) in LAMBDA_STEPS.items()
-            if keys == wanted and all(payload.get(k) == v for k, v in values.items())
-        ),
-        None,
-    )
+        return set()
+    return {
+        name
+        for name, step in LAMBDA_STEPS.items()
+        if step.takes(payload) and (function is None or step.function in function)
+    }
+
+
+def lambda_step_of(payload: Any, function: str) -> str | None:
+    """The Task state whose invocation this is (see `lambda_steps_of`)."""
+    found = lambda_steps_of(payload, function)
+    return found.pop() if len(found) == 1 else None
 
 
 def parking_outage(r: random.Random) -> float:
@@ -158,6 +185,9 @@ STRIPE_FAULTS: tuple[Callable[[random.Random], StripeFault], ...] = (
     lambda r: StripeFault("refund", 0, 1, after_commit=True, reset_connection=True),
     lambda r: StripeFault("refund", 500, r.randint(1, 4)),
     lambda r: StripeFault("refund", 429, r.randint(1, 2)),
+    lambda r: StripeFault("capture", 500, r.randint(1, 4)),
+    lambda r: StripeFault("capture", 500, 1, after_commit=True),
+    lambda r: StripeFault("capture", 0, 1, after_commit=True, reset_connection=True),
 )
 AWS_FAULTS: tuple[Callable[[random.Random], AwsFault], ...] = (
     lambda r: AwsFault("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", 400, r.randint(1, 4)),
@@ -203,6 +233,7 @@ OUTAGES: tuple[Callable[[random.Random], Fault], ...] = (
     lambda r: StripeFault("retrieve", 401, lasts=parking_outage(r)),
     lambda r: StripeFault("cancel", 429, lasts=parking_outage(r)),
     lambda r: StripeFault("refund", 500, should_retry=False, after_commit=True, lasts=parking_outage(r)),
+    lambda r: StripeFault("capture", 500, should_retry=False, after_commit=True, lasts=parking_outage(r)),
     lambda r: StripeFault("any", r.choice((500, 429, 401)), should_retry=False, lasts=any_outage(r)),
     lambda r: AwsFault(
         "dynamodb",

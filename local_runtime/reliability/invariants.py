@@ -13,8 +13,11 @@ from typing import Any
 
 from local_runtime.reliability.settings import STOCK
 from local_runtime.reliability.stack import Stack
-from local_runtime.scenarios import final_state
+from local_runtime.scenarios import authorisation_problems, final_state
 
+# What the one path for Stripe's events may never answer a genuine event of ours, whichever way it came in (by
+# webhook, MALFORMED is a 400 too): the event would be dropped.
+NEVER_ANSWERED = frozenset({"malformed", "not_ours"})
 # Final state -> the order status that tells the same story.
 ORDER_STATUS_OF = {
     "PaymentSucceeded": "fulfilled",
@@ -23,11 +26,23 @@ ORDER_STATUS_OF = {
     "PaymentCanceled": "canceled",
     "PaymentTimedOut": "timed_out",
     "PaymentRejected": "failed",
+    "OutOfStock": "out_of_stock",
+    "AuthorizationExpired": "authorization_expired",
 }
-UNPAID_FINAL_STATES = frozenset({"PaymentFailed", "PaymentCanceled", "PaymentTimedOut", "PaymentRejected"})
+UNPAID_FINAL_STATES = frozenset({
+    "PaymentFailed", "PaymentCanceled", "PaymentTimedOut", "PaymentRejected", "OutOfStock", "AuthorizationExpired",
+})  # fmt: skip
 PAID_FINAL_STATES = frozenset({"PaymentSucceeded", "Refunded"})
 NEEDS_ATTENTION = "NeedsAttention"
 DECIDED = frozenset(ORDER_STATUS_OF.values())  # order statuses that say how the payment ended
+# CaptureMethod manual (docs/capture.md): an order whose card Stripe authorised is captured once its stock is
+# reserved and fulfilled, or released for want of stock (OutOfStock) or of time (AuthorizationExpired), or, past the
+# parking, left to the reconciler. Settling a failed or timed-out attempt never cancels an authorisation: only a
+# customer who authorises as our cancel of the unpaid PaymentIntent lands can see it released.
+AUTHORISED_ENDS = frozenset({"PaymentSucceeded", "OutOfStock", "AuthorizationExpired", NEEDS_ATTENTION})
+# What an order the stock cannot fill ends in, by CaptureMethod, once the customer's card is authorised (manual: the
+# authorisation released, nothing charged, nothing refunded) or charged (automatic: refunded).
+OUT_OF_STOCK_ENDS = {"manual": "OutOfStock", "automatic": "Refunded"}
 
 
 @dataclass
@@ -44,9 +59,17 @@ class Verdict:
     orphaned: list[str] = field(default_factory=list)
     wrongly_refunded: list[str] = field(default_factory=list)
     duplicate_orders: list[str] = field(default_factory=list)
+    # Authorise, reserve, capture (`scenarios.AUTHORISATION_INVARIANTS`), judged once the reconciler is done
+    captured_unreserved: list[str] = field(default_factory=list)
+    out_of_stock_charged: list[str] = field(default_factory=list)
+    held_authorisations: list[str] = field(default_factory=list)
+    stranded_reservations: list[str] = field(default_factory=list)
+    capture_method: str = ""  # the stack's CaptureMethod
     faults_fired: int = 0
     path: list[str] = field(default_factory=list)  # the states entered, and how the execution failed
     latency: float = 0.0  # from the execution's start to its end
+    destination: str = "webhook"  # Stripe's event destination for the order
+    deliveries: Counter[str] = field(default_factory=Counter)  # see `delivery_counts`
 
     @property
     def ok(self) -> bool:
@@ -60,17 +83,23 @@ class Verdict:
             + [f"orphaned: {p}" for p in self.orphaned]
             + [f"wrongly refunded: {p}" for p in self.wrongly_refunded]
             + [f"duplicate order: {p}" for p in self.duplicate_orders]
+            + [f"captured without a reservation: {p}" for p in self.captured_unreserved]
+            + [f"out of stock, charged: {p}" for p in self.out_of_stock_charged]
+            + [f"authorisation held: {p}" for p in self.held_authorisations]
+            + [f"reservation left: {p}" for p in self.stranded_reservations]
         )
 
 
 def judge(
     stack: Stack, name: str, order_id: str, arn: str, seconds: float, *, finished: bool,
-    outage_outlasted_parking: bool = False,
+    outage_outlasted_parking: bool = False, customer_races_cancel: bool = False,
 ) -> Verdict:  # fmt: skip
-    """Hold the order's end against Stripe's final word. See docs/reliability.md for the rules.
+    """Hold the order's end against Stripe's final word, and against what the stack's CaptureMethod does. See
+    docs/reliability.md for the rules.
 
     `outage_outlasted_parking`: an outage that lasted until the execution ended failed one of its requests, so
-    NeedsAttention is the end to expect (and the only one that may name it)."""
+    NeedsAttention is the end to expect (and the only one that may name it). `customer_races_cancel`: the customer
+    acts on the checkout page (3-D Secure, another card), and may authorise as our cancel lands."""
     stripe = stack.stripe
     execution_status, history = stack.execution(arn)
     end = final_state(history)
@@ -85,6 +114,7 @@ def judge(
         execution_status=execution_status,
         order_status=status,
         stripe_truth=",".join(f"{pi['metadata'].get('attempt')}:{pi['status']}" for pi in pis) or "no PaymentIntent",
+        capture_method=stack.capture_method,
     )
     if len(history) > 1:
         ended = datetime.fromisoformat(history[-1]["timestamp"]) - datetime.fromisoformat(history[0]["timestamp"])
@@ -143,20 +173,119 @@ def judge(
         verdict.lost.append("fulfilled twice")
     if status == "refunded" and not any(e.get("refundId") for e in order.get("history", [])):
         verdict.lost.append("refunded without a refund id in the order history")
+    judge_capture_method(stack, verdict, order, pis, customer_races_cancel=customer_races_cancel)
 
-    # Genuine Stripe deliveries are answered 200, or 503 when we are (made) unwell: never 4xx or 500.
-    for record in stack.courier.records_of(order_id):
+    # Genuine Stripe deliveries (the courier's, and FakeStripe's own as `destinations` passed them on) are answered
+    # 200, or 503 when we are (made) unwell: never 4xx or 500.
+    records = stack.courier.records_of(order_id)
+    for record in records:
         if record.status is not None and record.status not in (200, 503):
             verdict.unexpected_status.append(f"{record.type} {record.event_id} answered {record.status}")
+        if record.by_bus and record.attempt > 0 and record.error:
+            verdict.unexpected_status.append(f"{record.type} {record.event_id}: EventBridge refused it: {record.error}")
+    # By the bus, no status: every message is handled in the end, one that failed is reported failed (so that it
+    # comes again), and the function that reads the queue never crashes (an unhandled error: the whole batch again).
+    messages = stack.courier.bus_messages_of(order_id)
+    delivered = {record.event_id for record in records if record.attempt > 0} | {m.event_id for m in messages}
+    answered = stack.answers_to(delivered)
+    for message in messages:
+        if not message.handled:
+            reads = ", ".join(message.reads) or "never"
+            verdict.lost.append(f"{message.type} {message.event_id} put on the bus, never handled (read: {reads})")
+        for crash in sorted({read for read in message.reads if read.startswith("crashed")}):
+            verdict.unexpected_status.append(f"{message.type} {message.event_id}: the StripeEvents function {crash}")
+    for event_id in {m.event_id for m in messages}:
+        raised = sum(answer.startswith("raised ") for answer in answered.get(event_id, []))
+        reported = sum(read != "handled" for m in messages if m.event_id == event_id for read in m.reads)
+        if raised > reported:
+            verdict.lost.append(
+                f"{event_id} failed {raised} times on its way in from the bus, its message was reported failed "
+                f"{reported} times: a message that failed must come again"
+            )
+    for event_id, answers in answered.items():
+        for answer in sorted(NEVER_ANSWERED.intersection(answers)):
+            verdict.unexpected_status.append(f"{event_id} answered {answer}: a genuine event of ours, dropped")
     for function, errored_order, error in list(stack.function_errors):
         if errored_order == order_id and "Webhook" in function:
             trace = " | ".join(line.strip().replace("\n", " ") for line in error.get("stackTrace", []))
             verdict.path.append(f"[webhook raised {error.get('errorType')}: {error.get('errorMessage')} at {trace}]")
-    events = stack.courier.event_ids_of(order_id)
-    for delivery in list(stripe.deliveries):  # FakeStripe's own deliveries (plan "stripe")
-        if delivery.event_id in events and delivery.status not in (None, 200, 503):
-            verdict.unexpected_status.append(f"{delivery.type} {delivery.event_id} answered {delivery.status}")
     return verdict
+
+
+def judge_capture_method(
+    stack: Stack, verdict: Verdict, order: dict[str, Any], pis: list[dict[str, Any]], *, customer_races_cancel: bool
+) -> None:
+    """What the stack's CaptureMethod does (docs/capture.md): manual authorises a card and captures it only once the
+    stock is reserved; automatic never holds one. An order the stock cannot fill ends OutOfStock once authorised,
+    Refunded once charged (`OUT_OF_STOCK_ENDS`)."""
+    method, end = verdict.capture_method, verdict.final_state
+    authorised = [pi for pi in pis if pi["id"] in stack.authorised()]
+    charged = [pi for pi in pis if pi["status"] == "succeeded"]
+    if method == "automatic" and authorised:
+        verdict.unexpected_status.append(
+            f"authorised {[pi['id'] for pi in authorised]} to capture later under CaptureMethod automatic"
+        )
+    if method == "manual":
+        verdict.unexpected_status += [
+            f"{pi['id']} charged at once under CaptureMethod manual: a card is authorised first"
+            for pi in charged
+            if pi not in authorised and _paid_by(stack, pi) == "card"
+        ]
+        released_as_the_customer_paid = customer_races_cancel and all(pi["status"] == "canceled" for pi in authorised)
+        if authorised and end not in AUTHORISED_ENDS and not released_as_the_customer_paid:
+            verdict.unexpected_status.append(
+                f"authorised, yet ended {end}: an authorisation is captured once its stock is reserved, or released"
+            )
+    if not _fillable(order) and end != NEEDS_ATTENTION and (authorised or charged):
+        # Authorised (a card under manual): released. Charged at once (automatic; a bank debit under either): refunded.
+        expected = OUT_OF_STOCK_ENDS["manual" if authorised else "automatic"]
+        if end != expected:
+            verdict.unexpected_status.append(f"out of stock under CaptureMethod {method}: ended {end}, not {expected}")
+
+
+def judge_authorisations(stack: Stack, verdict: Verdict) -> None:
+    """Once nothing will capture or release any more (the execution ended, the reconciler ran on its end and swept):
+    the demo's authorise-and-capture invariants (`scenarios.authorisation_problems`), and no authorisation captured
+    for an order the stock could never fill."""
+    order = stack.order(verdict.order_id)
+    pis = stack.payment_intents(verdict.order_id)
+    authorised = stack.authorised()
+    for invariant, found in authorisation_problems(order, pis, authorised).items():
+        getattr(verdict, invariant).extend(found)
+    if not _fillable(order):
+        verdict.out_of_stock_charged += [
+            f"captured {pi['id']} though the stock could never fill the order"
+            for pi in pis
+            if pi["status"] == "succeeded" and pi["id"] in authorised
+        ]
+
+
+def _fillable(order: dict[str, Any]) -> bool:
+    """Whether the stock could fill every line of the order (all but LAST-ONE, of which there is none)."""
+    return all(STOCK.get(item["sku"], 0) >= int(item["quantity"]) for item in order.get("items", []))
+
+
+def _paid_by(stack: Stack, pi: dict[str, Any]) -> str:
+    """The payment method type of the PaymentIntent's latest charge (card, sepa_debit, us_bank_account)."""
+    charge = stack.stripe.charges.get(str(pi.get("latest_charge"))) or {}
+    return str((charge.get("payment_method_details") or {}).get("type"))
+
+
+def delivery_counts(stack: Stack, order_id: str) -> Counter[str]:
+    """How Stripe's deliveries of the order went: by webhook, requests made and those answered 503 (and delivered
+    again); by the bus, messages put, times the function read them, reads that failed (the message came again) and
+    reads of a message handled already (SQS delivers at least once)."""
+    counts: Counter[str] = Counter()
+    for record in stack.courier.records_of(order_id):
+        if record.attempt > 0 and not record.by_bus:
+            counts["requests"] += 1
+            counts["answered 503"] += record.status == 503
+    for message in stack.courier.bus_messages_of(order_id):
+        counts["put"] += 1
+        counts["read"] += len(message.reads)
+        counts["failed"] += sum(read != "handled" for read in message.reads)
+        counts["handled again"] += max(0, message.reads.count("handled") - 1)
+    return counts
 
 
 def path_of(history: list[dict[str, Any]]) -> list[str]:
@@ -195,6 +324,7 @@ def judge_money(stack: Stack, verdict: Verdict, *, swept: bool) -> None:
     if verdict.orphaned and not swept:
         verdict.orphaned.append("(the last sweep failed)")
     verdict.wrongly_refunded += wrong_refunds(stack, order, pis)
+    judge_authorisations(stack, verdict)
     if verdict.final_state != NEEDS_ATTENTION and any(e.get("by") == "reconciler" for e in order.get("history", [])):
         verdict.lost.append(f"ended {verdict.final_state}, yet the reconciler had to complete the paid order")
 
@@ -218,7 +348,7 @@ def wrong_refunds(stack: Stack, order: dict[str, Any], pis: list[dict[str, Any]]
 
     Out of stock: a line the stock could never fill. Stray: a PaymentIntent its attempt is not bound to, or not the
     one the order was fulfilled with."""
-    if any(STOCK.get(item["sku"], 0) < int(item["quantity"]) for item in order.get("items", [])):
+    if not _fillable(order):
         return []
     problems = []
     for pi in pis:

@@ -2,7 +2,7 @@
 
 moto has no RedriveExecution. A redrive restarts a failed execution from the step it failed in; here the steps a
 redrive could restart from run again: the last attempt's CreatePaymentIntent, and the last step that wrote to
-Stripe or to the order (settle, reconcile, fulfil or refund).
+Stripe or to the order (settle, reconcile, reserve, capture, release, fulfil or refund).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from typing import Any
 from local_runtime.reliability.faults import lambda_step_of
 from local_runtime.reliability.stack import Stack
 
-LAST_WRITERS = ("SettleFailedAttempt", "ReconcileAfterTimeout", "FulfilOrder", "RefundPayment")
+LAST_WRITERS = (
+    "SettleFailedAttempt", "ReconcileAfterTimeout", "ReserveStock", "CapturePayment", "ReleaseAuthorization",
+    "FulfilOrder", "RefundPayment",
+)  # fmt: skip
 
 
 def invocations(history: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -23,9 +26,12 @@ def invocations(history: list[dict[str, Any]]) -> list[tuple[str, str, dict[str,
         if event["type"] != "TaskScheduled":
             continue
         parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-        step = lambda_step_of(parameters.get("Payload"))
+        if "FunctionName" not in parameters:
+            continue  # a Task that calls a service directly
+        function = str(parameters["FunctionName"]).split(":")[-1]
+        step = lambda_step_of(parameters.get("Payload"), function)
         if step is not None:
-            found.append((step, str(parameters["FunctionName"]).split(":")[-1], parameters["Payload"]))
+            found.append((step, function, parameters["Payload"]))
     return found
 
 

@@ -14,11 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_runtime.engine import Fault
+from local_runtime.fake_stripe import Browser
 from local_runtime.reliability.courier import Plan
-from local_runtime.reliability.faults import UNTIL_THE_END, AwsFault, StripeFault, lambda_step_of, outlasts_parking
+from local_runtime.reliability.faults import (
+    LAMBDA_STEPS,
+    UNTIL_THE_END,
+    AwsFault,
+    StripeFault,
+    lambda_steps_of,
+    outlasts_parking,
+)
 from local_runtime.reliability.invariants import (
     NEEDS_ATTENTION,
     Verdict,
+    delivery_counts,
     judge,
     judge_money,
     second_start_problems,
@@ -36,6 +45,7 @@ STRIPE_REQUESTS = {  # (method, path prefix) of each kind of request a Stripe fa
     "create": [("POST", "/v1/payment_intents")],
     "retrieve": [("GET", "/v1/payment_intents/")],
     "cancel": [("POST", "/v1/payment_intents/")],
+    "capture": [("POST", "/v1/payment_intents/")],
     "refund": [("POST", "/v1/refunds")],
     "any": [("GET", "/v1/"), ("POST", "/v1/")],
 }
@@ -78,6 +88,7 @@ class ScheduleRun:
         self._days_passed = 0
         self.notes: list[str] = []  # what happened after the end, for the verdict's path
         self._reconciler_failures: list[str] = []
+        self._arns: list[str] = []
         self._customer_thread = threading.Thread(target=self._customer, daemon=True, name=f"customer-{schedule.index}")
 
     def run(self) -> Verdict:
@@ -88,9 +99,11 @@ class ScheduleRun:
             drop_rate=schedule.drop_rate,
             max_delay=schedule.max_delay,
             rng=random.Random(schedule.seed + 1),
+            destination=schedule.destination,
         )
         stack.courier.plan(self.order_id, plan)
         stack.hooks[self.order_id] = self._before_invoke
+        stack.after_hooks[self.order_id] = self._after_invoke
         if self.payment.customer == "pay_before_cancel":
             stack.stripe_hooks[self.order_id] = self._before_cancel
         self._inject_faults()
@@ -107,7 +120,7 @@ class ScheduleRun:
             outlasted = any(outage.lasts == UNTIL_THE_END and outage.began is not None for outage in self._outages)
             verdict = judge(
                 stack, schedule.describe(), self.order_id, arn, seconds, finished=finished,
-                outage_outlasted_parking=outlasted,
+                outage_outlasted_parking=outlasted, customer_races_cancel=self.payment.acts_on_the_page,
             )  # fmt: skip
             for other in others:
                 self._judge_second_start(verdict, other, None, outlasted)
@@ -124,12 +137,14 @@ class ScheduleRun:
             self._restore_stripes_clock()
         verdict.faults_fired = self._fired
         verdict.path += self.notes
+        verdict.destination = schedule.destination
+        verdict.deliveries = delivery_counts(stack, self.order_id)
         return verdict
 
     def _start(self) -> list[str]:
         """Start the order (twice at once, if the schedule says so), its customer, and the watch for a failed step."""
         order = order_input(self.order_id, self.payment)
-        arns = [self.stack.start(order, self.order_id)]
+        arns = self._arns = [self.stack.start(order, self.order_id)]
         if self.schedule.second_start == "concurrent":
             arns.append(self.stack.start(order, f"{self.order_id}-again"))
         self._customer_thread.start()
@@ -144,21 +159,31 @@ class ScheduleRun:
         self._withdraw_faults()
         self._stop_staging()
         self.stack.courier.flush_held(self.order_id)
-        self.stack.courier.drain(self.order_id, timeout=30)
+        self._deliveries_answered()
         if finished and self.schedule.replay_after_end:
             self.stack.courier.replay(self.order_id)
-            self.stack.courier.drain(self.order_id, timeout=30)
+            self._deliveries_answered()
+
+    def _deliveries_answered(self) -> None:
+        """Until every delivery of the order has been answered and every message it put on the bus handled
+        (FakeStripe's own deliveries too, for plan "stripe")."""
+        if self.schedule.delivery == "stripe":
+            with contextlib.suppress(TimeoutError):
+                self.stack.stripe.wait_for_deliveries(timeout=10)
+        self.stack.courier.drain(self.order_id, timeout=30)
 
     # -- after the end: the reconciler, a redrive, a second start -----------------------------------
 
     def _after_the_end(self, arn: str) -> None:
         """The reconciler as EventBridge starts it on the execution's end; for a redrive the next day, the steps
-        again and the reconciler on the redriven execution's end. (The scheduled sweep runs beside, and after.)"""
+        again and the reconciler on the redriven execution's end. (The scheduled sweep runs beside, and after.) Then
+        Stripe's deliveries of what they did."""
         self._reconcile(arn)
         if self.schedule.key_pruning == "before_rerun":
             self._a_day_passes()
             self.notes += rerun_steps(self.stack, arn)
             self._reconcile(arn)
+        self._deliveries_answered()
 
     def _reconcile(self, arn: str) -> None:
         execution = self.stack.sfn.describe_execution(executionArn=arn)
@@ -240,7 +265,7 @@ class ScheduleRun:
                 def match(path: str, raw: str, spec: StripeFault = spec, outage: Outage | None = outage) -> bool:
                     if spec.request == "create" and path != "/v1/payment_intents":
                         return False
-                    if spec.request == "cancel" and not path.endswith("/cancel"):
+                    if spec.request in ("cancel", "capture") and not path.endswith(f"/{spec.request}"):
                         return False
                     return self._fails(path + "?" + raw, outage)
 
@@ -260,12 +285,17 @@ class ScheduleRun:
             outage = self._outage(spec)
 
             def aws_match(body: str, spec: AwsFault = spec, outage: Outage | None = outage) -> bool:
-                if spec.step is not None and lambda_step_of(body) != spec.step:
+                if spec.step is not None and spec.step not in lambda_steps_of(body):
+                    return False  # (and the fault is aimed at the step's function: `engine.Fault.function`)
+                if spec.only is not None and spec.only not in body:
                     return False
                 return self._fails(body, outage)
 
             times = FOREVER if outage else spec.times
-            fault = Fault(spec.service, spec.action, spec.code, spec.status, times, aws_match, spec.after_commit)
+            function = LAMBDA_STEPS[spec.step].function if spec.step is not None else None
+            fault = Fault(
+                spec.service, spec.action, spec.code, spec.status, times, aws_match, spec.after_commit, function
+            )
             if spec.function_timeout:
                 self._function_faults.append(fault)
                 self.stack.fail_function(fault)
@@ -285,6 +315,7 @@ class ScheduleRun:
 
     def _stop_staging(self) -> None:
         self.stack.hooks.pop(self.order_id, None)
+        self.stack.after_hooks.pop(self.order_id, None)
         self.stack.stripe_hooks.pop(self.order_id, None)
 
     def _before_invoke(self, logical_id: str, event: dict[str, Any]) -> None:
@@ -297,6 +328,10 @@ class ScheduleRun:
         ):
             self._pay(str(event.get("paymentIntentId")))
 
+    def _after_invoke(self, function: str, event: dict[str, Any], result: Any) -> None:
+        if "CreatePaymentIntentFunction" in function and isinstance(result, dict) and result.get("paymentIntentId"):
+            self.stack.courier.payment_intent_created(self.order_id, str(result["paymentIntentId"]))
+
     def _before_cancel(self, method: str, path: str) -> None:
         self._pay(path.split("/")[3])  # the customer passes 3-D Secure the instant before our cancel lands
 
@@ -306,22 +341,61 @@ class ScheduleRun:
 
     def _customer(self) -> None:
         action = self.payment.customer
+        if self.payment.again:
+            arn = self._arns[0]
+            pays_again(self.stack, self.order_id, arn, self.payment.again, self.schedule.customer_delay, self._done)
         if action not in ("3ds_pass", "3ds_fail", "bank_settles"):
             return
         wanted = "processing" if action == "bank_settles" else "requires_action"
-        while not self._done.is_set():
-            pis = [pi for pi in self.stack.payment_intents(self.order_id) if pi["status"] == wanted]
-            if pis:
-                break
-            time.sleep(0.05)
-        else:
+        pi = waiting_for(self.stack, self.order_id, lambda pi: pi["status"] == wanted, self._done)
+        if pi is None:
             return
         time.sleep(self.schedule.customer_delay)
-        with contextlib.suppress(ValueError):  # cancelled meanwhile: the customer (or bank) is too late
+        # Cancelled meanwhile: the customer (or bank) is too late; or a fault aimed at the order reset the page's
+        # connection: the customer gives up.
+        with contextlib.suppress(ValueError, OSError):
             if action == "bank_settles":
-                self.stack.stripe.settle(pis[0]["id"], succeed=self.rng.random() < 0.6)
+                self.stack.stripe.settle(pi["id"], succeed=self.rng.random() < 0.6)
             else:
-                self.stack.stripe.complete_3ds(pis[0]["id"], succeed=action == "3ds_pass")
+                self.stack.stripe.complete_3ds(pi["id"], succeed=action == "3ds_pass")
+
+
+AGAIN_CARDS = {"card": "4242424242424242", "declined": "4000000000000002"}  # the cards typed in the second time
+NEXT_ATTEMPT = "NextAttempt"  # the state after which the workflow waits for the customer to pay again
+
+
+def waiting_for(
+    stack: Stack, order_id: str, wanted: Callable[[dict[str, Any]], bool], done: threading.Event, poll: float = 0.05
+) -> dict[str, Any] | None:
+    """The order's first PaymentIntent `wanted` accepts, once there is one (None if `done` comes first)."""
+    while not done.is_set():
+        found = next((pi for pi in stack.payment_intents(order_id) if wanted(pi)), None)
+        if found is not None:
+            return found
+        time.sleep(poll)
+    return None
+
+
+def pays_again(
+    stack: Stack, order_id: str, arn: str, card: str, delay: float, done: threading.Event, poll: float = 0.05
+) -> None:
+    """The customer, once the payment was declined and the checkout page offers to pay again (the workflow moved on
+    to the next attempt: it waits for the customer, not for a race with the webhook), pays the same PaymentIntent
+    again `delay` seconds later (its client_secret, the publishable key, Stripe.js's calls), with a card that pays
+    or one that is declined too. Too late (the timeout cancelled it) or a connection reset: the customer gives up."""
+    while not done.is_set():
+        _, history = stack.execution(arn)
+        if any(e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == NEXT_ATTEMPT
+               for e in history):  # fmt: skip
+            break
+        time.sleep(poll)
+    else:
+        return
+    time.sleep(delay)
+    declined = next((pi for pi in stack.payment_intents(order_id) if pi["status"] == "requires_payment_method"), None)
+    if declined is not None:
+        with contextlib.suppress(ValueError, OSError):
+            Browser(stack.stripe.url, stack.stripe.publishable_key).pay(declined["client_secret"], AGAIN_CARDS[card])
 
 
 def run_schedules(
@@ -367,16 +441,19 @@ class SchedulesReport:
     sweeps: int
     sweep_seconds: float
     sweep_failures: list[str]
+    dead_letters: list[str]  # Stripe's events in the queue's dead-letter queue: events that could not be handled
 
 
 def run_on_a_stack(
-    schedules: list[Schedule], concurrency: int = 32, progress: Callable[[int, int], None] | None = None
+    schedules: list[Schedule], capture_method: str, concurrency: int = 32,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SchedulesReport:
-    """`run_schedules` on a stack of its own, and the stock checked after them all."""
-    with local_stack(SCHEDULE_PARAMETERS) as stack:
+    """`run_schedules` on a stack of its own, under this CaptureMethod, and the stock and the dead-letter queue
+    checked after them all."""
+    with local_stack(SCHEDULE_PARAMETERS[capture_method]) as stack:
         stock, started = stack.stock(), time.monotonic()
         verdicts = run_schedules(stack, schedules, concurrency=concurrency, progress=progress)
         return SchedulesReport(
             verdicts, time.monotonic() - started, stock_problems(stack, verdicts, stock), stack.executions_started,
-            stack.sweeper.runs, stack.sweeper.seconds, stack.sweeper.failures,
+            stack.sweeper.runs, stack.sweeper.seconds, stack.sweeper.failures, stack.dead_letters(),
         )  # fmt: skip

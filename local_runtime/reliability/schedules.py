@@ -1,5 +1,5 @@
-"""Schedules: one order each, what its customer pays with and does, how Stripe delivers its events, its faults, a
-second start of the order, a day passing at Stripe.
+"""Schedules: one order each, what its customer pays with and does, Stripe's event destination and how it delivers
+the order's events there, its faults, a second start of the order, a day passing at Stripe.
 
 The tables here (and `faults.STRIPE_FAULTS`, `faults.AWS_FAULTS`, `faults.OUTAGES`) are what a seed draws from, in
 their order: an entry added, removed or reweighted changes the schedules of every seed (see the package docstring).
@@ -36,12 +36,21 @@ class Payment:
     method: str | None
     customer: str | None = None  # 3ds_pass | 3ds_fail | pay_at_reconcile | pay_before_cancel | bank_settles
     items: tuple[tuple[str, int], ...] = (("MUG-BLUE", 2), ("TEA-EARL", 1))
+    # After a decline, the customer pays the same PaymentIntent again on the checkout page: with a card that is
+    # declined too ("declined") or one that pays ("card"); None: the customer leaves (the timeout ends the order).
+    again: str | None = None
+
+    @property
+    def acts_on_the_page(self) -> bool:
+        """The customer acts on the checkout page (3-D Secure, another card after a decline) at a moment of their
+        own: it may be the moment our cancel of the unpaid PaymentIntent lands."""
+        return self.customer in ("3ds_pass", "3ds_fail", "pay_at_reconcile", "pay_before_cancel") or bool(self.again)
 
 
 PAYMENTS = {
     "card": Payment("pm_card_visa"),
-    "declined": Payment("pm_card_chargeDeclined"),
-    "insufficient_funds": Payment("pm_card_chargeDeclinedInsufficientFunds"),
+    "declined": Payment("pm_card_chargeDeclined", again="declined"),
+    "insufficient_funds": Payment("pm_card_chargeDeclinedInsufficientFunds", again="card"),
     "3ds_pass": Payment("pm_card_authenticationRequired", "3ds_pass"),
     "3ds_fail": Payment("pm_card_authenticationRequired", "3ds_fail"),
     "3ds_abandoned": Payment("pm_card_authenticationRequired"),
@@ -81,6 +90,10 @@ DELIVERY_WEIGHTS = {  # one for each mode `courier.Plan` knows
     "lost": 8,
     "lossy": 8,
 }
+# Stripe's event destination for the order (the stack takes both ways in): a webhook endpoint or the Amazon
+# EventBridge partner event source, each with snapshot or thin events. Drawn from a stream of its own (see
+# `destinations`), so that adding it left every other draw of a seed as it was.
+DESTINATION_WEIGHTS = {destination: 1 for destination in scenarios.DESTINATIONS}
 OUTAGE_RATE = 0.12  # the share of schedules with an outage (one at most: a second could exhaust the parking)
 SECOND_START_WEIGHTS = {  # the same order started again under another name
     "": 87.5,
@@ -111,6 +124,7 @@ class Schedule:
     seed: int
     second_start: str = ""  # a mode of SECOND_START_WEIGHTS
     key_pruning: str = ""  # a mode of KEY_PRUNING_WEIGHTS
+    destination: str = "webhook"  # one of DESTINATION_WEIGHTS
 
     @property
     def faults(self) -> tuple[Fault, ...]:
@@ -122,7 +136,7 @@ class Schedule:
         return bool(self.key_pruning) or self.second_start == "after_keys_forgotten"
 
     def describe(self) -> str:
-        parts = [self.payment, f"delivery={self.delivery}"]
+        parts = [self.payment, f"by {self.destination}", f"delivery={self.delivery}"]
         if self.duplicates:
             parts.append(f"+{self.duplicates} copies")
         if self.delivery == "delayed":
@@ -131,7 +145,8 @@ class Schedule:
             parts.append(f"{self.drop_rate:.0%} dropped")
         if self.replay_after_end:
             parts.append("replayed after the end")
-        if PAYMENTS[self.payment].customer in ("3ds_pass", "3ds_fail", "bank_settles"):
+        payment = PAYMENTS[self.payment]
+        if payment.customer in ("3ds_pass", "3ds_fail", "bank_settles") or payment.again:
             parts.append(f"customer/bank after {self.customer_delay:.1f}s")
         parts += [f.describe() for f in self.faults]
         if self.second_start:
@@ -145,6 +160,12 @@ def pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+def destinations(seed: int, stream: str) -> random.Random:
+    """The draws of destinations, apart from the seed's other draws: a seed's schedules are the ones it drew before
+    destinations were drawn, each now with a destination."""
+    return random.Random(f"{stream} destinations {seed}")
+
+
 def order_prefix(prefix: str, seed: int) -> str:
     """The start of a seed's order ids, of fixed width: no order id is a substring of another."""
     return f"{prefix}-{seed % 100000:05d}"
@@ -153,7 +174,7 @@ def order_prefix(prefix: str, seed: int) -> str:
 def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Schedule]:
     """`count` schedules, the same for the same seed. Order ids are unique per seed and never a
     substring of one another (fixed width), so a fault can be aimed at one order's requests."""
-    rng = random.Random(seed)
+    rng, destination_rng = random.Random(seed), destinations(seed, "drawn")
     schedules = []
     for index in range(count):
         payment = pick(rng, PAYMENT_WEIGHTS)
@@ -182,22 +203,30 @@ def generate_schedules(seed: int, count: int, *, prefix: str = "rel") -> list[Sc
                 seed=rng.getrandbits(32),
                 second_start=pick(rng, SECOND_START_WEIGHTS),
                 key_pruning=key_pruning,
+                destination=pick(destination_rng, DESTINATION_WEIGHTS),
             )
         )
     return schedules
 
 
 # A payment that reaches each Lambda step.
+# A payment that reaches each step that invokes a function (`faults.LAMBDA_STEPS`), under CaptureMethod manual for
+# ReserveStock, CapturePayment, ReleaseAuthorization and NotifyOutOfStock, under automatic for RefundPayment and
+# NotifyRefunded (a fault aimed at a step the method does not reach fires at nothing); None: no schedule reaches it
+# (an off-session retry needs a saved card; a lapsed authorisation, Stripe's clock a week on).
 REACHES = {
     "AcceptOrder": "card", "CreatePaymentIntent": "card", "WaitForPaymentOutcome": "3ds_pass",
-    "SettleFailedAttempt": "declined", "NotifyRetry": "insufficient_funds", "NotifyFailed": "declined",
-    "ReconcileAfterTimeout": "3ds_abandoned", "NotifyTimedOut": "3ds_abandoned", "FulfilOrder": "card",
+    "SettleFailedAttempt": "declined", "NotifyRetry": "insufficient_funds", "RetryOffSession": None,
+    "NotifyFailed": "declined", "ReconcileAfterTimeout": "3ds_abandoned", "NotifyTimedOut": "3ds_abandoned",
+    "ReserveStock": "card", "CapturePayment": "card", "ReleaseAuthorization": "out_of_stock",
+    "NotifyOutOfStock": "out_of_stock", "NotifyAuthorizationExpired": None, "FulfilOrder": "card",
     "RefundPayment": "out_of_stock", "NotifyRefunded": "out_of_stock", "SendReceipt": "card",
 }  # fmt: skip
 
 
 def written(payment: str, **changes: Any) -> Schedule:
-    """A schedule written out by hand: delivered as Stripe emits, no copies, the customer acting after 0.5 s."""
+    """A schedule written out by hand: delivered by webhook as Stripe emits, no copies, the customer acting after
+    0.5 s. (`written_out` gives each a destination drawn from the seed.)"""
     plain: dict[str, Any] = {
         "index": 0, "order_id": "", "delivery": "immediate", "duplicates": 0, "drop_rate": 0.0, "max_delay": 0.0,
         "replay_after_end": False, "customer_delay": 0.5, "stripe_faults": (), "aws_faults": (), "seed": 7,
@@ -215,6 +244,7 @@ def written_out(seed: int, first_index: int, *, prefix: str = "rel") -> list[Sch
     chosen = [
         written(payment, aws_faults=(AwsFault("lambda", "Invoke", code, 500, times, True, step),))
         for step, payment in REACHES.items()
+        if payment is not None
         for code, times in (("Unknown", 1), ("Sandbox.Timedout", 2), ("Unknown", 6))
     ]
     chosen += [
@@ -231,11 +261,15 @@ def written_out(seed: int, first_index: int, *, prefix: str = "rel") -> list[Sch
             ("retrieve", "card"),
             ("retrieve", "declined"),
             ("cancel", "3ds_abandoned"),
+            ("cancel", "out_of_stock"),  # the release of the authorisation, under manual
+            ("capture", "card"),
             ("refund", "out_of_stock"),
         )
         for status in (500, 429, 401)
     ]
     chosen += [written(payment, stripe_faults=(stripe_down,)) for payment in ("card", "3ds_pass", "sepa", "declined")]
+    # Under manual: Stripe captured, its answer lost; the retried capture is refused, and the step reads the payment.
+    chosen.append(written("card", stripe_faults=(StripeFault("capture", 500, after_commit=True, should_retry=False),)))
     # Every webhook lost, and the timeout's reconciliation cannot run: only the reconciler completes the paid order.
     chosen += [
         written("card", delivery="lost",
@@ -275,9 +309,15 @@ def written_out(seed: int, first_index: int, *, prefix: str = "rel") -> list[Sch
         for payment in ("card", "declined", "insufficient_funds", "3ds_abandoned", "out_of_stock")
     ]
     chosen.append(written("card", stripe_faults=(stripe_down,), key_pruning="before_rerun"))
-    rng = random.Random(seed)
+    rng, destination_rng = random.Random(seed), destinations(seed, "written")
     return [
-        replace(schedule, index=index, order_id=f"{order_prefix(prefix, seed)}-{index:05d}x", seed=rng.getrandbits(32))
+        replace(
+            schedule,
+            index=index,
+            order_id=f"{order_prefix(prefix, seed)}-{index:05d}x",
+            seed=rng.getrandbits(32),
+            destination=pick(destination_rng, DESTINATION_WEIGHTS),
+        )
         for index, schedule in enumerate(chosen, start=first_index)
     ]
 

@@ -18,9 +18,10 @@ from boto3.dynamodb.types import TypeDeserializer
 from local_runtime.engine import Fault, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
 from local_runtime.reliability.courier import Courier
+from local_runtime.reliability.destinations import StripesDestinations
 from local_runtime.reliability.reconciler import Sweeper
 from local_runtime.reliability.settings import API_KEY, CUSTOMER, SIGNING_SECRET, STOCK, WEBHOOK_PATH
-from local_runtime.scenarios import LOCAL_TIMING, seed_stack
+from local_runtime.scenarios import LOCAL_TIMING, authorised_payment_intents, capture_method_of, seed_stack
 from local_runtime.template import ACCOUNT, REGION
 
 _deserialize = TypeDeserializer().deserialize
@@ -56,6 +57,8 @@ class Stack:
 
     Every Stripe event passes through `courier.capture` (FakeStripe's drop predicate): it learns
     which order each PaymentIntent belongs to, and delivers the events of orders it has a plan for.
+    What the StripeEvents function reads from the queue goes to `courier.messages_read`, and what the one
+    path for Stripe's events answered each (`payments.ingress.receive`) is kept in `answers`.
     """
 
     def __init__(self, cloud: LocalCloud, fake: FakeStripe) -> None:
@@ -64,10 +67,13 @@ class Stack:
         self.sfn = boto3.client("stepfunctions")
         self.dynamodb = boto3.client("dynamodb")
         self.courier = Courier(self, cloud.url_of(WEBHOOK_PATH))
-        fake.add_webhook_endpoint(cloud.url_of(WEBHOOK_PATH))
+        self.destinations = StripesDestinations(self.courier, cloud.url_of(WEBHOOK_PATH))
+        self.destinations.add_to(fake)
         fake.set_delivery(drop=self.courier.capture)
         self.watcher = ExecutionWatcher()
         self.hooks: dict[str, Callable[[str, dict[str, Any]], None]] = {}  # order id -> before_invoke
+        # order id -> what runs once a function answered (its name, event and result), before the workflow goes on
+        self.after_hooks: dict[str, Callable[[str, dict[str, Any], Any], None]] = {}
         self.stripe_hooks: dict[str, Callable[[str, str], None]] = {}  # order id -> before_request
         self.executions_started = 0
         self._lock = threading.Lock()
@@ -79,17 +85,32 @@ class Stack:
         invoke = cloud.invoke_function
 
         def invoke_function(name: str, event: Any) -> tuple[Any, dict[str, Any] | None]:
+            from_queue = isinstance(event, dict) and isinstance(event.get("Records"), list)  # Stripe's events, by bus
+            if from_queue:
+                self.courier.reading(event["Records"])
             result, error = invoke(name, event)
-            if error is None and self._function_fault(event) is not None:
+            if error is None and self._function_fault(name, event) is not None:
                 result, error = None, {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out (injected)"}
+            if from_queue:
+                self.courier.messages_read(event["Records"], result, error)
+            if error is None and (after := self.after_hooks.get(_order_id_of(event))) is not None:
+                after(name, event, result)
             if error is not None:
-                order_id = _order_id_of(event) or _order_id_in_body(event)
+                order_id = _order_id_of(event) or self._order_id_in_body(event)
                 with self._lock:
                     self.function_errors.append((name, order_id, error))
             return result, error
 
         cloud.invoke_function = invoke_function  # type: ignore[method-assign]
+        # What the one path for Stripe's events answered each event, by whichever way it came in: a webhook's answer
+        # is its HTTP status too, a queue message's is only this.
+        self.answers: dict[str, list[str]] = {}  # event id -> "resumed", "duplicate", ..., "raised AwsUnavailable"
+        from payments import ingress  # the layer's package, on the path once the stack is deployed
+
+        self._answering = mock.patch.object(ingress, "receive", self._answering_to(ingress.receive))
+        self._answering.start()
         self.sweeper = Sweeper(cloud.invoke_function)
+        self._events_read, self._authorised = 0, set[str]()
         # A client that gave up waiting (FakeStripe's own delivery waits 5 s) makes the HTTP API's reply a
         # BrokenPipeError, printed with its traceback; the client has recorded its timeout already.
         if cloud._gateway is not None:
@@ -98,6 +119,8 @@ class Stack:
     def close(self) -> None:
         self.watcher.stop()
         self.courier.stop()
+        self.destinations.close()
+        self._answering.stop()
         self.stripe.set_delivery()
         self.stripe.before_request = None
         self.cloud.before_invoke = None
@@ -120,12 +143,19 @@ class Stack:
         with self._lock:
             self._function_faults = [f for f in self._function_faults if f is not fault]
 
-    def _function_fault(self, event: Any) -> Fault | None:
+    def _function_fault(self, function: str, event: Any) -> Fault | None:
         with self._lock:
             if not self._function_faults:
                 return None
             body = json.dumps(event)
-            fault = next((f for f in self._function_faults if f.times > 0 and (f.match is None or f.match(body))), None)
+            fault = next(
+                (
+                    f for f in self._function_faults
+                    if f.times > 0 and (f.function is None or f.function in function)
+                    and (f.match is None or f.match(body))
+                ),
+                None,
+            )  # fmt: skip
             if fault is not None:
                 fault.times -= 1
             return fault
@@ -136,6 +166,19 @@ class Stack:
         execution = next(e for e in _executions() if e.execution_arn == arn)
         events = list(execution.to_history_output()["events"])
         return str(execution.status), [{**e, "type": str(getattr(e["type"], "value", e["type"]))} for e in events]
+
+    @property
+    def capture_method(self) -> str:
+        return capture_method_of(self.cloud)
+
+    def authorised(self) -> set[str]:
+        """The PaymentIntents Stripe has authorised so far (`scenarios.authorised_payment_intents`), its events read
+        once each."""
+        with self._lock:
+            events = self.stripe.events[self._events_read :]
+            self._events_read += len(events)
+            self._authorised |= authorised_payment_intents(events)
+            return set(self._authorised)
 
     def payment_intents(self, order_id: str) -> list[dict[str, Any]]:
         pis = [self.stripe.payment_intents.get(pi_id) for pi_id in self.courier.payment_intents_of(order_id)]
@@ -159,6 +202,54 @@ class Stack:
         item = {name: _deserialize(value) for name, value in (response.get("Item") or {}).items()}
         return json.loads(json.dumps(item, default=_plain))
 
+    def answers_to(self, event_ids: set[str]) -> dict[str, list[str]]:
+        with self._lock:
+            return {event_id: list(self.answers[event_id]) for event_id in event_ids if event_id in self.answers}
+
+    def dead_letters(self) -> list[str]:
+        """The Stripe events in the queue's dead-letter queue (the first 10 of each read; read again, they stay)."""
+        url = self.cloud.template.physical["StripeEventsDeadLetterQueue"]
+        sqs = boto3.client("sqs")
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        count = int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"].get(
+                "ApproximateNumberOfMessages", 0
+            )
+        )
+        found = []
+        for message in messages:
+            detail = json.loads(message["Body"]).get("detail") or {}
+            event_id = str(detail.get("id"))
+            found.append(f"{detail.get('type')} {event_id} (order {self.courier.order_of_event(event_id) or '?'})")
+        return found + [f"and {count - len(found)} more"] * (count > len(found))
+
+    def _answering_to(self, receive: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        def answering(stripe_event: dict[str, Any]) -> Any:
+            event_id = str(stripe_event.get("id")) if isinstance(stripe_event, dict) else ""
+            try:
+                result = receive(stripe_event)
+            except Exception as failure:
+                self._answered(event_id, f"raised {type(failure).__name__}")
+                raise
+            self._answered(event_id, str(getattr(result, "value", result)))
+            return result
+
+        return answering
+
+    def _answered(self, event_id: str, answer: str) -> None:
+        with self._lock:
+            self.answers.setdefault(event_id, []).append(answer)
+
+    def _order_id_in_body(self, event: Any) -> str:
+        """The order a webhook request is about (an HTTP API event carrying a Stripe event, snapshot or thin)."""
+        try:
+            body = json.loads(event.get("body") or "{}")
+        except (ValueError, TypeError, AttributeError):
+            return ""
+        if not isinstance(body, dict):
+            return ""
+        return self.courier.order_of_event(str(body.get("id"))) or _order_id_in_snapshot(body)
+
     def _before_invoke(self, logical_id: str, event: Any) -> None:
         hook = self.hooks.get(_order_id_of(event))
         if hook is not None:
@@ -181,12 +272,10 @@ def _order_id_of(event: Any) -> str:
     return order_id if isinstance(order_id, str) else ""
 
 
-def _order_id_in_body(event: Any) -> str:
-    """The order a webhook request is about (an HTTP API event carrying a Stripe event)."""
+def _order_id_in_snapshot(body: dict[str, Any]) -> str:
     try:
-        body = json.loads(event.get("body") or "{}")
         return str(body["data"]["object"]["metadata"]["order_id"])
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (TypeError, KeyError):
         return ""
 
 

@@ -15,7 +15,7 @@ import boto3
 
 from local_runtime.reliability.bad_webhooks import Request, Target, WebhookCase
 from local_runtime.reliability.courier import Plan
-from local_runtime.reliability.invariants import Verdict, judge
+from local_runtime.reliability.invariants import Verdict, judge, judge_authorisations
 from local_runtime.reliability.schedules import PAYMENTS, order_input
 from local_runtime.reliability.settings import PREVIOUS_SECRET
 from local_runtime.reliability.stack import Stack
@@ -159,6 +159,8 @@ def finish_targets(stack: Stack, targets: WebhookTargets) -> list[Verdict]:
         ),
         judge(stack, "paid before the bad requests", targets.finished_order, targets.finished_arn, 0.0, finished=True),
     ]
+    for verdict in verdicts:
+        judge_authorisations(stack, verdict)
     if verdicts[0].final_state != "PaymentSucceeded":
         verdicts[0].lost.append(f"expected PaymentSucceeded after the customer paid, got {verdicts[0].final_state}")
     return verdicts

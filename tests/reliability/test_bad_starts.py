@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def results() -> Iterator[dict[str, StartResult]]:
-    with local_stack(PATIENT_PARAMETERS) as stack:
+    with local_stack(PATIENT_PARAMETERS["manual"]) as stack:
         yield {result.name: result for result in run_bad_starts(stack, "t-start")}
 
 

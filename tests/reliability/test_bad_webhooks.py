@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ReliabilityStack]:
-    with local_stack(PATIENT_PARAMETERS) as local:
+    with local_stack(PATIENT_PARAMETERS["manual"]) as local:
         yield local
 
 
