@@ -3,13 +3,15 @@ Lambda event source mapping that reads a queue into a function. (Not the archive
 its ARN's last segment, which for a partner bus, aws.partner/stripe.com/ed_..., is not its name.)
 
 moto delivers a rule's matching events to an SQS target and moves a message to the dead-letter queue after
-`maxReceiveCount` receives; the event source mapping is a thread here, as Lambda's poller is in AWS: it
-receives up to BatchSize messages, invokes the function with the SQS event, deletes what succeeded and leaves
-a reported failure (ReportBatchItemFailures) to come again after the visibility timeout. A mapping with
-`ScalingConfig.MaximumConcurrency` gets that many pollers, each invoking one batch at a time, as Lambda invokes
-at most that many at once; one without gets five, as Lambda "starts processing five batches at a time with five
-concurrent invocations" (docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html; it scales on from there,
-which this machine could not follow anyway).
+`maxReceiveCount` receives; the event source mapping is threads here, as Lambda's pollers are in AWS: it
+receives up to BatchSize messages, invokes the function with the SQS event (up to `concurrency_of` batches at
+once), deletes what succeeded and leaves a reported failure (ReportBatchItemFailures) to come again after the
+visibility timeout. moto's queues are made safe for that many threads (`queue_deletes_under_its_lock`).
+
+The queues keep the template's visibility timeout, which is longer than any read (tests/infrastructure holds it
+to six times the function's timeout, as AWS advises): a message is never read again while a read of it is under
+way. A local run may shorten what follows a failed read (`failed_visibility_seconds`): the message comes again
+that long after the read ended, not minutes later.
 """
 
 import json
@@ -25,9 +27,6 @@ from moto.events.models import EventsBackend
 from moto.sqs.models import Queue as SqsQueue
 
 from local_runtime.template import ACCOUNT, Template
-
-# Concurrent batches of a mapping without ScalingConfig.MaximumConcurrency, as Lambda starts (module docstring).
-UNBOUNDED_MAPPING_POLLERS = 5
 
 Invoke = Callable[[str, Any], tuple[Any, dict[str, Any] | None]]
 # "When messages are available, Lambda starts processing five batches at a time with five concurrent invocations
@@ -128,12 +127,9 @@ class EventSourceMappings:
         for props in self._mappings:
             queue_name = props["EventSourceArn"].rsplit(":", 1)[-1]
             url = boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-            pollers = (props.get("ScalingConfig") or {}).get("MaximumConcurrency", UNBOUNDED_MAPPING_POLLERS)
-            for poller in range(int(pollers)):
-                name = f"sqs-{queue_name}-{poller}"
-                thread = threading.Thread(target=self._poll, args=(url, props), name=name, daemon=True)
-                self._threads.append(thread)
-                thread.start()
+            thread = threading.Thread(target=self._poll, args=(url, props), name=f"sqs-{queue_name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def wait_until_idle(self, timeout: float) -> None:
         sqs, deadline = boto3.client("sqs"), time.monotonic() + timeout
