@@ -7,6 +7,7 @@ rate limiter (429 `rate_limit`) and lock timeouts (429 `lock_timeout`).
 """
 
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -238,10 +239,11 @@ def quotas_on(cloud: LocalCloud, quotas: Quotas) -> Iterator[None]:
 def test_a_burst_above_the_real_start_quota_is_queued_and_completed_and_its_hot_sku_oversells_nothing(
     cloud: LocalCloud, stripe: FakeStripe, merchant: MerchantApi
 ) -> None:
-    # Given the local quotas at a hundredth of AWS's (StartExecution: a bucket of 13 refilled at 3 a second; 10 write
-    # units a second on one item: 5 stock transactions on the hot SKU) and a burst of 20 orders at once, each for
-    # the hot SKU (17 in stock) and another
-    quotas = Quotas.scaled(0.01)
+    # Given the local quotas at a hundredth of AWS's (10 write units a second on one item: 5 stock transactions on the
+    # hot SKU), StartExecution's a bucket of 4 refilled at 1 a second (a hundredth of AWS's, 13 and 3, let the SDK's
+    # own retries absorb a burst on a slow machine), and a burst of 20 orders at once, each for the hot SKU (17 in
+    # stock) and another
+    quotas = dataclasses.replace(Quotas.scaled(0.01), start_execution=(1.0, 4))
     tag = uuid.uuid4().hex[:6]
     hot, other = f"HOT-{tag}", f"MUG-{tag}"
     for sku in (hot, other):
