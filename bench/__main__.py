@@ -3,8 +3,9 @@
 Progress goes to stderr; on stdout the capacity model's line (bench/capacity.py, which also rewrites its own
 section of BENCHMARKS.md), then, last, the summary, `bench: cold_start_ratio=X
 webhook_aws_calls=N transitions_happy=N transitions_happy_automatic=N usd_per_million=X
-usd_per_million_automatic=X max_package_mb=X local_payments_per_s=X` (happy path: CaptureMethod manual,
-the template's default, and automatic).
+usd_per_million_automatic=X max_package_mb=X local_payments_per_s=X peak_offered_per_s=X peak_completed_per_s=Y
+failed_by_throttle=N max_wait_s=Z` (happy path: CaptureMethod manual, the template's default, and automatic; the
+peak fields from the peak run, bench/peak.py, whose own `peak:` line comes just before).
 Not part of `make test`: these are measurements, not timed tests.
 """
 
@@ -28,12 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payments", type=int, default=1000, help="payments for the throughput run")
     parser.add_argument("--window", type=int, default=25, help="payments in flight at most during the throughput run")
     parser.add_argument("--deadline", type=float, default=600, help="seconds the throughput run may take at most")
+    parser.add_argument("--peak-scale", type=float, default=None, help="the peak run's quota scale (bench/peak.py)")
+    parser.add_argument("--peak-window", type=float, default=None, help="seconds the peak run offers orders over")
     parser.add_argument("--no-build", action="store_true", help="estimate package sizes instead of running sam build")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     started = time.monotonic()
 
-    from bench import capacity, package_size, payments, report, webhook
+    from bench import capacity, package_size, payments, peak, report, webhook
     from bench.local_stack import local_stack
 
     progress("building the Lambda-like import path")
@@ -59,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"throughput: {args.payments} payments, {args.window} in flight, deadline {args.deadline:.0f} s")
         throughput = payments.throughput(stack, args.payments, args.window, args.deadline)
     progress(f"  {throughput.finished} finished in {throughput.seconds:.0f} s")
+    command = "python -m bench " + " ".join(argv) if argv else "make bench"
+    peak_run = peak.peak(
+        paths[payments.CAPTURE_METHODS[0]], args.peak_scale or peak.SCALE, peak.OVERLOAD,
+        args.peak_window or peak.WINDOW_SECONDS, progress, command,
+    )  # fmt: skip
+    progress(f"  {peak_run.line()}")
 
     if args.no_build:
         packages = package_size.estimate("estimated from the dev venv's installed distributions (--no-build)")
@@ -67,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         packages = package_size.measure()
     progress(f"  {packages.method}")
 
-    command = "python -m bench " + " ".join(argv) if argv else "make bench"
     results = report.Results(
-        cold, cold_traced, warm, paths, critical, throughput, packages, time.monotonic() - started, command
+        cold, cold_traced, warm, paths, critical, throughput, packages, time.monotonic() - started, command, peak_run
     )
     report.write(args.output, report.render(results))
     report.write(args.output, capacity.render(paths, command), capacity.BEGIN, capacity.END)
+    report.write(args.output, peak.render(peak_run), peak.BEGIN, peak.END)
     progress(f"wrote {args.output}")
     print(capacity.line(paths), flush=True)
+    print(peak_run.line(), flush=True)
     print(results.line(), flush=True)
     return 0
 

@@ -28,7 +28,8 @@ BEGIN = "<!-- capacity:begin: written by `make bench` or `python -m bench.capaci
 END = "<!-- capacity:end -->"
 # Items every payment may write: all orders for one popular SKU decrement the same Inventory item. Orders and
 # Payments items are one per order and per PaymentIntent, so their writes never add up across payments.
-SHARED_ITEM_TABLES = frozenset({"InventoryTable"})
+# The Stripe budget's one item (StripeRateLimitTable) takes a write per Stripe request from every payment too.
+SHARED_ITEM_TABLES = frozenset({"InventoryTable", "StripeRateLimitTable"})
 LOCAL_SCALE = 0.1  # the scale the local quotas are shown at (Quotas.scaled)
 
 
@@ -46,6 +47,7 @@ def usage(c: PathCounts) -> dict[str, float]:
     seconds = {name: n * costs.ASSUMED_MS.get(name, 100) / 1000 for name, n in invocations.items()}
     used: dict[str, float] = {
         "stripe.global": len(c.stripe_calls),
+        "stripe.budget": c.budgeted_stripe_calls,
         **{f"stripe.endpoint:{endpoint}": n for endpoint, n in c.stripe_endpoints.items()},
         "sfn.StartExecution": c.start_executions,
         "sfn.StateTransition": c.transitions,
@@ -90,8 +92,14 @@ class QuotaSet:
     note: str
 
 
+def stripe_budget() -> float:
+    """The template's default StripeRequestsPerSecond: the stack's own limit on its Stripe requests."""
+    return float(Template("stripe-payments").document["Parameters"]["StripeRequestsPerSecond"]["Default"])
+
+
 def default_limits() -> dict[str, float]:
     limits = {key: quota.rate for key, quota in DOCUMENTED.items()}
+    limits["stripe.budget"] = stripe_budget()
     reserved = webhook_reserved_concurrency()
     if reserved:
         limits["lambda.webhook_concurrency"] = reserved
@@ -102,6 +110,7 @@ def default_limits() -> dict[str, float]:
 RAISED_NOTES = {
     "stripe.global": (500, 'asked of Stripe support ("contact us at least 6 weeks in advance" for a large increase)'),
     "stripe.endpoint": (100, "per endpoint, asked of Stripe support with the global increase"),
+    "stripe.budget": (80, "StripeRequestsPerSecond for a live account the stack has to itself (docs/peak-load.md)"),
     "sfn.StartExecution": (1000, "Service Quotas request (soft quota)"),
     "sfn.SendTaskSuccess": (1500, "Service Quotas request (soft quota)"),
     "sfn.StateTransition": (5000, "Service Quotas request (soft quota)"),
@@ -124,6 +133,7 @@ def quota_sets() -> list[QuotaSet]:
 _NAMES = {
     "stripe.global": "Stripe, requests per account",
     "stripe.endpoint": "Stripe, requests per endpoint",
+    "stripe.budget": "the stack's Stripe budget (StripeRequestsPerSecond)",
     "sfn.StartExecution": "StartExecution bucket",
     "sfn.SendTaskSuccess": "SendTaskSuccess bucket",
     "sfn.StateTransition": "state transitions (Standard)",
@@ -219,9 +229,10 @@ def render(paths: Mapping[str, Mapping[str, PathCounts]], command: str = "make b
     local = Quotas.scaled(LOCAL_SCALE)
     out += [
         "",
-        f"**Locally**, with the quotas on at scale {LOCAL_SCALE:g} (`Quotas.scaled({LOCAL_SCALE:g})`; the local "
-        "runtime enforces Stripe's limits, the StartExecution and SendTaskSuccess buckets and the per-item write "
-        "rate, nothing else), the same model predicts:",
+        f"**Locally**, with the quotas on at scale {LOCAL_SCALE:g} (`Quotas.scaled({LOCAL_SCALE:g})`, and the "
+        "stack's Stripe budget scaled alike, `quotas.parameters()`; the local runtime enforces Stripe's limits, the "
+        "budget, the StartExecution and SendTaskSuccess buckets and the per-item write rate, nothing else), the same "
+        "model predicts:",
         "",
     ]
     for method in CAPTURE_METHODS:
@@ -267,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             predicted, binding = sustained_rate(usage(paths[method]["success"]), quotas.model_limits())
             progress(f"{args.payments} card payments, CaptureMethod={method}, quotas at {args.scale:g}, "
                      f"{args.window} in flight; the model predicts {predicted:.2f}/s ({binding})")  # fmt: skip
-            with local_stack(quotas=quotas, CaptureMethod=method, PaymentTimeoutSeconds="600") as stack:
+            with local_stack(quotas, CaptureMethod=method, PaymentTimeoutSeconds="600", **quotas.parameters()) as stack:
                 payments.warm_up(stack)
                 time.sleep(3)  # the buckets the warm-up drew on fill up again
                 run = payments.throughput(stack, args.payments, args.window, deadline=600, drain=120)

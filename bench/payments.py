@@ -71,6 +71,12 @@ class PathCounts:
     item_bytes: dict[str, int] = field(default_factory=dict)
     start_executions: int = 1  # StartExecution calls, whoever made them
     item_write_units: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table logical id, key) -> units
+    browser_stripe_calls: int = 0  # of stripe_calls, made with the publishable key (Stripe.js): outside the budget
+
+    @property
+    def budgeted_stripe_calls(self) -> int:
+        """Stripe requests the stack's functions make with the secret key: each takes a token of the budget."""
+        return len(self.stripe_calls) - self.browser_stripe_calls
 
     @property
     def transitions(self) -> int:
@@ -160,6 +166,7 @@ def measure_path(stack: Stack, path: str) -> PathCounts:
             if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "dynamodb"
         ),
         stripe_calls=[f"{r.method} {_route(r.path)}" for r in stripe.requests[marks[2] :]],
+        browser_stripe_calls=sum(1 for r in stripe.requests[marks[2] :] if r.publishable),
         deliveries=Counter(d.type for d in stripe.deliveries[marks[3] :] if d.error != "dropped"),
         log_bytes=len(stack.logs.getvalue()) - log_mark,
         item_bytes=sizes,

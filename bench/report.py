@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import costs, lambda_site
 from bench.package_size import MIB, PackageSizes
 from bench.payments import CAPTURE_METHODS, PathCounts, Throughput, WebhookPath
+from bench.peak import PeakRun
 from bench.webhook import ColdStart, Warm
 from local_runtime.template import ROOT
 
@@ -31,6 +32,7 @@ class Results:
     packages: PackageSizes
     seconds: float
     command: str
+    peak: PeakRun | None = None  # the peak run (bench/peak.py); its fields end the line
 
     @property
     def memory(self) -> dict[str, int]:
@@ -48,6 +50,7 @@ class Results:
             f"usd_per_million_automatic={self.cost('success', 'automatic').per_million():.2f} "
             f"max_package_mb={self.packages.max_function / MIB:.3f} "
             f"local_payments_per_s={self.throughput.per_second:.2f}"
+            + (f" {self.peak.fields()}" if self.peak else "")
         )
 
 

@@ -216,6 +216,11 @@ class LocalCloud:
             boto3.client("sesv2").create_email_identity(EmailIdentity=sender)
         self._reset_function_caches()
         self._handlers = {spec.name: _load_handler(spec) for spec in self._specs.values()}
+        from payments.observability import metrics
+
+        # Lambda imports the module with the function's environment; this process may have imported it before any
+        # stack's (a unit test), leaving no namespace: Powertools then fails its flush at 100 values, disabled or not.
+        metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
         if self._log_stream is not None:
             from payments.observability import logger
 

@@ -5,7 +5,7 @@ them by what one payment uses. `Quotas` is what the local runtime enforces, off 
 
     quotas = Quotas.scaled(0.1)  # every rate and bucket a tenth of AWS's and Stripe's defaults
     with FakeStripe(**quotas.stripe_limits()) as stripe, LocalCloud(..., quotas=quotas) as cloud:
-        ...
+        ...  # and the stack's own Stripe budget scaled alike: parameters={..., **quotas.parameters()}
 
 Beyond its bucket, StartExecution and SendTaskSuccess answer as Step Functions does (400
 `ThrottlingException`, the Step Functions API reference's common errors); a write to one DynamoDB item
@@ -26,6 +26,7 @@ EPSILON = 1e-6  # so that requests exactly at the rate are not refused for a rou
 
 STEP_FUNCTIONS_QUOTAS = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 STRIPE_RATE_LIMITS = "https://docs.stripe.com/rate-limits"
+STRIPE_BUDGET = "template.yaml `StripeRequestsPerSecond`; docs/peak-load.md, Stripe pacing"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ DOCUMENTED: dict[str, Quota] = {
         "API endpoints have a default limit of 25 requests per second (each named operation, e.g. "
         "GET /v1/payment_intents/{id}, is one endpoint whatever the id); they also count against the global limit",
         STRIPE_RATE_LIMITS,
+    ),
+    # Not Stripe's limit but the stack's own: every function's Stripe requests share one token bucket (template
+    # parameter StripeRequestsPerSecond, payments.pacing.StripeBudget); a request beyond it waits or is retried.
+    "stripe.budget": Quota(
+        20, None, "Stripe requests/s this stack sends (its own budget)",
+        "StripeRequestsPerSecond, default 20: under a sandbox's 25 and the per-endpoint 25, a fifth of a sandbox and "
+        "four fifths of a live account left to the merchant's other systems",
+        STRIPE_BUDGET,
     ),
     "sfn.StartExecution": Quota(
         300, 1300, "StartExecution/s per account",
@@ -123,6 +132,7 @@ class Quotas:
     scale: float = 1.0
     stripe_per_second: float = DOCUMENTED["stripe.global"].rate
     stripe_endpoint_per_second: float = DOCUMENTED["stripe.endpoint"].rate
+    stripe_budget_per_second: float = DOCUMENTED["stripe.budget"].rate  # the stack's StripeRequestsPerSecond
     start_execution: tuple[float, float] = (DOCUMENTED["sfn.StartExecution"].rate, 1300)  # refill/s, bucket size
     send_task_success: tuple[float, float] = (DOCUMENTED["sfn.SendTaskSuccess"].rate, 3000)  # as DOCUMENTED has them
     partition_write_units: float = DOCUMENTED["dynamodb.partition_writes"].rate  # per second; bucket: one second's
@@ -137,6 +147,7 @@ class Quotas:
             scale=scale,
             stripe_per_second=base.stripe_per_second * scale,
             stripe_endpoint_per_second=base.stripe_endpoint_per_second * scale,
+            stripe_budget_per_second=base.stripe_budget_per_second * scale,
             start_execution=(base.start_execution[0] * scale, base.start_execution[1] * scale),
             send_task_success=(base.send_task_success[0] * scale, base.send_task_success[1] * scale),
             partition_write_units=base.partition_write_units * scale,
@@ -149,11 +160,17 @@ class Quotas:
             "endpoint_rate_limit_per_second": self.stripe_endpoint_per_second,
         }
 
+    def parameters(self) -> dict[str, str]:
+        """The template parameters that go with these quotas: the stack's Stripe budget, scaled alike (a local stack
+        otherwise runs a budget of 1,000 that never binds, `LOCAL_PARAMETERS`)."""
+        return {"StripeRequestsPerSecond": f"{self.stripe_budget_per_second:g}"}
+
     def model_limits(self) -> dict[str, float]:
         """The sustained rates the capacity model divides by (bench/capacity.py `sustained_rate`)."""
         return {
             "stripe.global": self.stripe_per_second,
             "stripe.endpoint": self.stripe_endpoint_per_second,
+            "stripe.budget": self.stripe_budget_per_second,
             "sfn.StartExecution": self.start_execution[0],
             "sfn.SendTaskSuccess": self.send_task_success[0],
             "dynamodb.partition_writes": self.partition_write_units,

@@ -125,13 +125,14 @@ def test_a_forged_success_with_a_stolen_task_token_fulfils_nothing(cloud, stripe
     assert stripe.payment_intents[item["paymentIntentId"]]["status"] == "canceled"
 
 
-def test_stripe_denying_a_reconciled_payment_ends_in_a_named_state(cloud, stripe) -> None:
-    # Given every webhook is lost, so the timeout asks Stripe, which says paid; but when
-    # FulfilOrder asks again Stripe no longer confirms it (no outcome was ever resumed)
+def test_stripe_denying_a_reconciled_payment_ends_in_a_named_state(cloud, stripe, capture_method) -> None:
+    # Given every webhook is lost, so the timeout asks Stripe, which says paid (or authorised); but when the next
+    # step asks again (FulfilOrder; ReserveStock with manual capture) Stripe no longer confirms it
     reconciled = next(s for s in SCENARIOS if s.name == "timeout with reconcile")
+    asks_again = "ReserveStockFunction" if capture_method == "manual" else "FulfilOrderFunction"
 
     def stripe_denies(logical_id: str, event: dict) -> None:
-        if logical_id == "FulfilOrderFunction":
+        if logical_id == asks_again:
             stripe.payment_intents[event["paymentIntentId"]]["status"] = "canceled"
 
     cloud.before_invoke = stripe_denies

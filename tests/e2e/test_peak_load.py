@@ -6,10 +6,13 @@ by injecting ThrottlingException (what Step Functions answers past its API quota
 rate limiter (429 `rate_limit`) and lock timeouts (429 `lock_timeout`).
 """
 
+import contextlib
+import dataclasses
 import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -18,6 +21,7 @@ import pytest
 from local_runtime.checkout import local_merchant_api
 from local_runtime.engine import Fault, LocalCloud
 from local_runtime.fake_stripe import FakeStripe
+from local_runtime.quotas import Quotas, Throttle
 from local_runtime.scenarios import final_state, order_input, payment_intents_of
 from web.merchant_api import MerchantApi, MerchantApiError
 
@@ -217,3 +221,53 @@ def test_a_burst_on_one_sku_oversells_nothing_and_refunds_nothing_for_contention
         assert all(not charges_of(stripe, order_id) and not refunds_of(stripe, order_id) for order_id in refused)
     else:
         assert all(len(refunds_of(stripe, order_id)) == 1 for order_id in refused)
+
+
+# -- the real local quotas, no injection
+
+
+@contextlib.contextmanager
+def quotas_on(cloud: LocalCloud, quotas: Quotas) -> Iterator[None]:
+    """The stack's AWS side under `quotas` (local_runtime/quotas.py), as `LocalCloud(quotas=...)` would have it."""
+    cloud.aws.throttle = Throttle(quotas, cloud.partition_keys())
+    try:
+        yield
+    finally:
+        cloud.aws.throttle = None
+
+
+def test_a_burst_above_the_real_start_quota_is_queued_and_completed_and_its_hot_sku_oversells_nothing(
+    cloud: LocalCloud, stripe: FakeStripe, merchant: MerchantApi
+) -> None:
+    # Given the local quotas at a hundredth of AWS's (10 write units a second on one item: 5 stock transactions on the
+    # hot SKU), StartExecution's a bucket of 4 refilled at 1 a second (a hundredth of AWS's, 13 and 3, let the SDK's
+    # own retries absorb a burst on a slow machine), and a burst of 20 orders at once, each for the hot SKU (17 in
+    # stock) and another
+    quotas = dataclasses.replace(Quotas.scaled(0.01), start_execution=(1.0, 4))
+    tag = uuid.uuid4().hex[:6]
+    hot, other = f"HOT-{tag}", f"MUG-{tag}"
+    for sku in (hot, other):
+        cloud.table("InventoryTable").put_item(Item={"sku": sku, "available": 17 if sku == hot else 20})
+    orders = {f"burst-{tag}-{n:02d}": order_input(f"burst-{tag}-{n:02d}", "pm_card_visa", ((hot, 1), (other, 1)))
+              for n in range(20)}  # fmt: skip
+    throttled_before = cloud.aws.throttled[("stepfunctions", "StartExecution")]
+
+    with quotas_on(cloud, quotas), ThreadPoolExecutor(max_workers=10) as pool:
+        answers = dict(zip(orders, pool.map(merchant.start_payment, orders.values()), strict=True))
+        ends = {order_id: ended(cloud, order_id, timeout=90) for order_id in orders}
+
+    # Then StartExecution refused some starts, which were queued (answered 202 "queued"), not failed
+    assert cloud.aws.throttled[("stepfunctions", "StartExecution")] > throttled_before
+    queued = [order_id for order_id, answer in answers.items() if answer.get("status") == "queued"]
+    assert queued, "the burst never went over the start quota"
+    # And every order, queued or not, ended as it must: the stock sold exactly, the rest out of stock, never charged
+    sold = [order_id for order_id, state in ends.items() if state == "PaymentSucceeded"]
+    out = [order_id for order_id, state in ends.items() if state == "OutOfStock"]
+    assert (len(sold), len(out)) == (17, 3), ends
+    left = {sku: cloud.table("InventoryTable").get_item(Key={"sku": sku}, ConsistentRead=True)["Item"]["available"]
+            for sku in (hot, other)}  # fmt: skip
+    assert left == {hot: 0, other: 3}
+    assert all(len(charges_of(stripe, order_id)) == 1 and not refunds_of(stripe, order_id) for order_id in sold)
+    assert all(not charges_of(stripe, order_id) and not refunds_of(stripe, order_id) for order_id in out)
+    cloud.wait_for_event_queues()
+    assert (messages_in(cloud, "AdmissionQueue"), messages_in(cloud, "AdmissionDeadLetterQueue")) == (0, 0)

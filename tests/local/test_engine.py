@@ -221,3 +221,13 @@ def test_overridden_parameters_reach_the_functions_next_cold_start_and_are_resto
         with cloud.parameters_overridden(StripeRequestsPerSecond="7"):
             assert settings().stripe_requests_per_second == 7
         assert settings().stripe_requests_per_second == 20
+
+
+def test_the_functions_metrics_have_the_template_s_namespace_whenever_their_module_was_imported() -> None:
+    # A unit test may import payments.observability before any stack set the functions' environment; Powertools
+    # then has no namespace and fails the flush it makes at 100 values (the reconciler's, in a long run)
+    from payments.observability import metrics
+
+    metrics.namespace = None
+    with _cloud():
+        assert metrics.namespace == "StripePayments"

@@ -91,3 +91,21 @@ def test_the_summary_line_keeps_its_fields_and_adds_the_automatic_ones() -> None
     ]  # fmt: skip
     assert (fields["transitions_happy"], fields["transitions_happy_automatic"]) == ("9", "7")
     assert float(fields["usd_per_million"]) > float(fields["usd_per_million_automatic"])
+
+
+def test_the_summary_line_ends_with_the_peak_runs_fields() -> None:
+    from collections import Counter
+
+    from bench.peak import PeakRun, Verdict
+
+    verdict = Verdict(offered=100, offered_per_s=9.9, completed=100, completed_per_s=0.91, failed_by_throttle=0,
+                      max_wait_s=96.4, max_start_wait_s=0.3, queued=0, parked=12, final_states=Counter())  # fmt: skip
+    results = _results()
+    results.peak = PeakRun(0.15, 0.97, "stripe.budget", verdict, 10.0, 110.0, 0, Counter())
+
+    fields = dict(item.split("=") for item in results.line().removeprefix("bench: ").split())
+
+    assert list(fields)[-5:] == [
+        "local_payments_per_s", "peak_offered_per_s", "peak_completed_per_s", "failed_by_throttle", "max_wait_s",
+    ]  # fmt: skip
+    assert (fields["peak_completed_per_s"], fields["failed_by_throttle"], fields["max_wait_s"]) == ("0.91", "0", "96.4")

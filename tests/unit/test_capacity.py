@@ -85,8 +85,23 @@ def test_the_scaled_local_quotas_predict_the_scaled_rate_with_the_same_binding_l
     full_rate, full_binding = capacity.sustained_rate(used, Quotas().model_limits())
     local_rate, local_binding = capacity.sustained_rate(used, Quotas.scaled(0.1).model_limits())
 
-    assert (full_rate, full_binding) == (pytest.approx(12.5), "stripe.endpoint:GET /v1/payment_intents/{id}")
-    assert (local_rate, local_binding) == (pytest.approx(1.25), full_binding)
+    # 3 Stripe requests a payment against the stack's own budget of 20 a second: 6.67, under Stripe's 12.5 (25 / 2)
+    assert (full_rate, full_binding) == (pytest.approx(20 / 3), "stripe.budget")
+    assert (local_rate, local_binding) == (pytest.approx(2 / 3), full_binding)
+    assert Quotas.scaled(0.1).parameters() == {"StripeRequestsPerSecond": "2"}
+
+
+def test_the_stack_s_stripe_budget_is_a_quota_its_browser_requests_do_not_take() -> None:
+    # Given a payment whose customer's browser made one of its three Stripe requests (Stripe.js, publishable key)
+    counts = _counts()
+    counts.browser_stripe_calls = 1
+
+    used = capacity.usage(counts)
+
+    # Then Stripe counts all three, the stack's budget two; the budget is the template's default
+    assert (used["stripe.global"], used["stripe.budget"]) == (3, 2)
+    assert capacity.default_limits()["stripe.budget"] == capacity.stripe_budget() == 20
+    assert capacity.sustained_rate(used, capacity.default_limits()) == (pytest.approx(10), "stripe.budget")
 
 
 def test_the_default_quotas_include_the_templates_webhook_reservation() -> None:
@@ -104,7 +119,7 @@ def test_the_section_gives_each_path_and_capture_method_its_binding_limit_and_th
     assert text.startswith(capacity.BEGIN) and text.rstrip().endswith(capacity.END)
     success = next(line for line in text.splitlines() if line.startswith("| success |"))
     assert success.count(
-        "**12.5**/s: Stripe, requests per endpoint (GET /v1/payment_intents/{id}), 25; "
-        "then 33.3/s: Stripe, requests per account, 100"
+        "**6.7**/s: the stack's Stripe budget (StripeRequestsPerSecond), 20; "
+        "then 12.5/s: Stripe, requests per endpoint (GET /v1/payment_intents/{id}), 25"
     ) == 2  # default quotas, manual and automatic
-    assert "**1.2 payments/s**" in text  # the local prediction at scale 0.1
+    assert "**0.7 payments/s**" in text  # the local prediction at scale 0.1

@@ -215,3 +215,24 @@ def test_only_the_workflow_s_own_steps_write_what_fulfil_takes_as_proof_of_captu
         written = {key.removesuffix(".$"): value for key, value in states[name]["Parameters"].items()}
         assert written.get("authorization", "$.authorization") == "$.authorization", name
     assert states["FulfilOrder"]["Parameters"]["Payload"]["authorization.$"] == "$.authorization"
+
+
+def test_a_spent_stripe_budget_waits_its_turn_in_the_retry_rather_than_parking(states: dict[str, Any]) -> None:
+    # StripeBusy (our budget spent, or Stripe's rate_limit) is a queue, not an outage: every step that calls Stripe
+    # retries it longer than an outage (minutes, with full jitter) before its Catch parks it for ParkIntervalSeconds.
+    calls_stripe = {
+        "${ConfirmPaymentIntentFunctionArn}", "${CreatePaymentIntentFunctionArn}", "${FulfilOrderFunctionArn}",
+        "${RefundPaymentFunctionArn}", "${ReserveStockFunctionArn}", "${SettleAuthorizationFunctionArn}",
+        "${SettlePaymentIntentFunctionArn}",
+    }  # fmt: skip
+    steps = [name for name, s in states.items() if s.get("Parameters", {}).get("FunctionName") in calls_stripe]
+    assert len(steps) >= 9
+    for name in steps:
+        outage, busy = (
+            next(r for r in states[name]["Retry"] if error in r["ErrorEquals"])
+            for error in ("StripeUnavailable", "StripeBusy")
+        )
+        assert busy is not outage and busy["JitterStrategy"] == "FULL", name
+        patience = sum(min(busy["MaxDelaySeconds"], busy["IntervalSeconds"] * busy["BackoffRate"] ** k)
+                       for k in range(busy["MaxAttempts"]))  # fmt: skip
+        assert 120 <= patience <= 600, (name, patience)  # a few minutes: a burst drains, a real outage still parks

@@ -9,13 +9,14 @@ https://docs.stripe.com/error-codes/lock-timeout), which stripe-python retries i
 import random
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from local_runtime.fake_stripe import Clock, FakeStripe
 from local_runtime.fake_stripe.rate_limit import RateLimiter
-from payments.errors import StripeUnavailable
+from payments.errors import StripeBusy, StripeUnavailable
 from payments.orders import parse_order
 from payments.pacing import MICROS, StripeBudget
 from payments.stripe_gateway import StripeGateway
@@ -25,6 +26,7 @@ from tests.unit._support import APP_ID, client_error, unique
 API_KEY = "sk_test_pacing"
 TABLE = "StripeRateLimitTable"
 T0 = 1_800_000_000.0
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -100,7 +102,7 @@ def test_a_slot_further_off_than_the_caller_may_wait_is_not_booked(dynamodb, tab
     budget.take(max_wait=0.5)
     booked = next_slot(dynamodb)
 
-    with pytest.raises(StripeUnavailable, match="budget spent"):  # the state machine's Retry tries again later
+    with pytest.raises(StripeBusy, match="budget spent"):  # the state machine's Retry tries again later
         budget.take(max_wait=0.5)
 
     assert next_slot(dynamodb) == booked  # giving up pushed nobody else back
@@ -115,7 +117,7 @@ def test_a_rate_limit_pauses_the_budget_for_every_function(dynamodb, tables, clo
 
     elsewhere.take(max_wait=3)  # another function's next request waits the pause out
     assert clock.slept == [pytest.approx(1.0)]
-    with pytest.raises(StripeUnavailable):
+    with pytest.raises(StripeBusy):
         elsewhere.take(max_wait=0.05)  # or goes back to its Retry if it may not wait that long
 
 
@@ -211,13 +213,13 @@ def test_a_lock_timeout_is_retried_soon_without_pausing_anyone(fake, dynamodb, t
     assert next_slot(dynamodb) < time.time() + 1.0  # the budget was not paused: only this object was busy
 
 
-def test_429s_beyond_the_bound_give_up_within_it_as_stripe_unavailable(fake) -> None:
+def test_429s_beyond_the_bound_give_up_within_it_as_stripe_busy(fake) -> None:
     order = new_order()
     fault = fake.fail_next("POST", "/v1/payment_intents", status=429, times=1000,
                            match=lambda p, body: order.order_id in body)  # fmt: skip
     started = time.monotonic()
 
-    with pytest.raises(StripeUnavailable, match="429 rate_limit"):  # transient: retried, then parked, never refunded
+    with pytest.raises(StripeBusy, match="429 rate_limit"):  # the state machine waits its turn: never refunded
         gateway(fake, max_wait=1.0).create_payment_intent(order, 1, "arn:exec")
 
     fault.times = 0
@@ -265,3 +267,35 @@ def test_a_budget_under_stripes_limit_earns_no_429(dynamodb, tables) -> None:
     assert {r.status for r in limited.requests} == {200}
     assert len(limited.requests) == 21
 
+
+
+def test_a_payment_the_budget_refuses_is_not_recorded_so_its_retry_creates_without_searching(
+    fake, dynamodb, tables, clock
+) -> None:
+    # Given a budget of one request a second that another function has just spent, and an order to charge
+    from payments import steps
+    from payments.executions import ExecutionRef
+    from payments.records import OrderRecords, PaymentRecords
+
+    orders = OrderRecords(dynamodb, "OrdersTable", "InventoryTable")
+    payments = PaymentRecords(dynamodb, "PaymentsTable")
+    order = new_order()
+    orders.claim(order, ExecutionRef("arn:exec", "2026-11-25T12:00:00.000Z"), NOW)
+    budget = budget_of(dynamodb, 1, clock)
+    budget.take(max_wait=0)
+    paced = gateway(fake, budget, max_wait=0.5)
+
+    # When CreatePaymentIntent runs: refused; then its Retry, a second later
+    with pytest.raises(StripeBusy, match="budget spent"):
+        steps.request_payment(order, 1, "arn:exec", stripe=paced, payments=payments, orders=orders, now=NOW)
+    refused = orders.get(order.order_id)
+    clock.now += 1.0
+    requests_before = len(fake.requests)
+    result = steps.request_payment(order, 1, "arn:exec", stripe=paced, payments=payments, orders=orders, now=NOW)
+
+    # Then the refusal recorded no attempt, and the retry was one request (the create), not a list and a create
+    assert "1" not in (refused.get("attempts") or {})
+    assert [(r.method, r.path) for r in fake.requests[requests_before:]] == [("POST", "/v1/payment_intents")]
+    assert result["status"] == "succeeded" and [pi["id"] for pi in intents_for(fake, order.order_id)] == [
+        result["paymentIntentId"]
+    ]

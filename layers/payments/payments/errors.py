@@ -27,6 +27,12 @@ class StripeUnavailable(PaymentError):
     retries, then parks; a rejected API key during a key rotation is ours to fix, not the order's fault."""
 
 
+class StripeBusy(StripeUnavailable):
+    """No Stripe request may be made for now: the stack's request budget is spent, or Stripe answered 429
+    `rate_limit`. Not an outage but a queue: the state machine retries it longer and more patiently than an
+    outage (its own Retry, with full jitter), so that a burst waits its turn instead of parking."""
+
+
 class PaymentRequestRejected(PaymentError):
     """Stripe refused the request itself (not a card decline). Not retryable."""
 

@@ -11,7 +11,7 @@ takes the slot max(tat, t), moves tat on by 1/rate, and may go once slot - (burs
 books its own slot with one conditional UpdateItem (a second one only when the bucket turned from idle to busy, or
 back, since the function last looked), then sleeps until its slot: no polling, and no two callers are given the
 same slot, so no jitter is needed here. A slot further off than the caller may wait is not booked; the caller gets
-StripeUnavailable, and the state machine's Retry (backoff with full jitter) or the webhook's sender tries again.
+StripeBusy, and the state machine's Retry for it (patient, with full jitter) or the webhook's sender tries again.
 
 Times are the functions' clocks in microseconds (Lambda hosts keep time with the Amazon Time Sync Service; a skew
 of a millisecond moves a slot by as much). The bucket fails open: if DynamoDB cannot be asked, the request goes
@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments.aws_errors import error_code
-from payments.errors import StripeUnavailable
+from payments.errors import StripeBusy
 from payments.observability import logger
 
 MICROS = 1_000_000
@@ -49,7 +49,7 @@ class StripeBudget:
         self._last_seen = 0  # the bucket's tat as this function last saw it: which write to try first
 
     def take(self, max_wait: float) -> None:
-        """Take a token, waiting up to `max_wait` seconds for one. StripeUnavailable when none is due by then."""
+        """Take a token, waiting up to `max_wait` seconds for one. StripeBusy when none is due by then."""
         now = int(self._clock() * MICROS)
         try:
             slot = self._book(now, latest=now + self._tolerance + int(max_wait * MICROS))
@@ -57,7 +57,7 @@ class StripeBudget:
             logger.warning("Stripe request budget unreadable: this request goes unpaced", extra={"error": str(error)})
             return
         if slot is None:
-            raise StripeUnavailable(f"Stripe request budget spent for the next {max_wait:.1f} s")
+            raise StripeBusy(f"Stripe request budget spent for the next {max_wait:.1f} s")
         wait = slot - self._tolerance - now
         if wait > 0:
             self._sleep(wait / MICROS)

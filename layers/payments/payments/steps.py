@@ -41,16 +41,17 @@ def request_payment(
     attempt has a PaymentIntent already. A key is retired (the next generation used) only when no
     PaymentIntent came of it and its last request is long over, so no request still in flight can race it.
     """
-    earlier = orders.begin_attempt(order.order_id, attempt, now)
-    payment_intent = _earlier_payment_intent(order, attempt, earlier, stripe) if earlier else None
-    if payment_intent is None:
-        generation = 1
-        if earlier:
-            last_request = datetime.fromisoformat(earlier["lastRequestAt"])
-            retire = (now - last_request).total_seconds() >= KEY_RETIRE_AFTER_SECONDS
-            generation = int(earlier["keyGeneration"]) + retire
-            orders.note_request(order.order_id, attempt, generation, now)
-        payment_intent = stripe.create_payment_intent(order, attempt, execution_id, generation)
+    with stripe.token_first():  # a spent budget refuses before the attempt is recorded: its retry need not look
+        earlier = orders.begin_attempt(order.order_id, attempt, now)
+        payment_intent = _earlier_payment_intent(order, attempt, earlier, stripe) if earlier else None
+        if payment_intent is None:
+            generation = 1
+            if earlier:
+                last_request = datetime.fromisoformat(earlier["lastRequestAt"])
+                retire = (now - last_request).total_seconds() >= KEY_RETIRE_AFTER_SECONDS
+                generation = int(earlier["keyGeneration"]) + retire
+                orders.note_request(order.order_id, attempt, generation, now)
+            payment_intent = stripe.create_payment_intent(order, attempt, execution_id, generation)
     bound = orders.record_payment_intent(order.order_id, attempt, payment_intent.id, now)
     if bound != payment_intent.id:  # an overlapping run of this step bound its own first: keep that one
         with suppress(PaymentRequestRejected):

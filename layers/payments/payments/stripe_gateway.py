@@ -10,17 +10,18 @@ https://docs.stripe.com/error-codes): `rate_limit` means the account is over its
 everyone; `lock_timeout` means another request holds this object, so only this request tries again soon.
 """
 
+import contextlib
 import contextvars
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 
-from payments.errors import PaymentRequestRejected, StripeUnavailable
+from payments.errors import PaymentRequestRejected, StripeBusy, StripeUnavailable
 from payments.orders import Order, checkout_url
 from payments.pacing import StripeBudget
 
@@ -43,6 +44,8 @@ LOCK_TIMEOUT_BACKOFF = (0.1, 1.0)  # another request holds the object: it is usu
 RATE_LIMIT_BACKOFF = (0.5, 2.0)  # the account is over its limit: a second's worth of tokens refills in a second
 RATE_LIMIT_PAUSE_SECONDS = 1.0  # how long a rate_limit 429 empties the shared budget for
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("stripe_call_deadline")
+# A token taken ahead (StripeGateway.token_first) that the next request spends instead of booking its own.
+_prepaid: contextvars.ContextVar[bool] = contextvars.ContextVar("stripe_token_prepaid", default=False)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,23 @@ class StripeGateway:
             http_client=PacedRequestsClient(budget, max_wait_seconds) if budget else None,
         )
         return cls(client, app_id, checkout_page_url, capture_method, budget, max_wait_seconds)
+
+    @contextlib.contextmanager
+    def token_first(self) -> Iterator[None]:
+        """Take the budget's token for the next Stripe request now, before the caller records that it asks Stripe.
+
+        A spent budget then raises StripeUnavailable before anything is recorded, so that the step's Retry starts
+        afresh instead of looking (a list request, a token per page) for a PaymentIntent that no request made: under
+        a burst, that search would double a refused payment's share of the budget (docs/peak-load.md)."""
+        if self._budget is None:
+            yield
+            return
+        self._budget.take(max_wait=self._max_wait_seconds)
+        bound = _prepaid.set(True)
+        try:
+            yield
+        finally:
+            _prepaid.reset(bound)
 
     def create_payment_intent(
         self, order: Order, attempt: int, execution_id: str, key_generation: int = 1
@@ -302,7 +322,8 @@ class StripeGateway:
                     base, cap = LOCK_TIMEOUT_BACKOFF if reason == "lock_timeout" else RATE_LIMIT_BACKOFF
                     delay = random.uniform(0, min(cap, base * 2**retry))
                     if should_retry is False or time.monotonic() + delay > deadline:
-                        raise StripeUnavailable(f"Stripe answered 429 {reason}: {limited.user_message}") from limited
+                        busy = StripeBusy if reason == "rate_limit" else StripeUnavailable
+                        raise busy(f"Stripe answered 429 {reason}: {limited.user_message}") from limited
                     time.sleep(delay)
                     retry += 1
         finally:
@@ -320,8 +341,11 @@ class PacedRequestsClient(stripe.RequestsClient):
     def request(
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
     ) -> tuple[bytes, int, Mapping[str, str]]:
-        deadline = _deadline.get(time.monotonic() + self._max_wait_seconds)
-        self._budget.take(max_wait=max(0.0, deadline - time.monotonic()))
+        if _prepaid.get():
+            _prepaid.set(False)  # StripeGateway.token_first took this request's token
+        else:
+            deadline = _deadline.get(time.monotonic() + self._max_wait_seconds)
+            self._budget.take(max_wait=max(0.0, deadline - time.monotonic()))
         return super().request(method, url, headers, post_data)
 
 
