@@ -112,6 +112,7 @@ def reproduce(seed: int, count: int, indexes: list[int], capture_method: str) ->
     """Run some schedules of a seed again, one at a time, and show each one's path and deliveries."""
     chosen = [s for s in all_schedules(seed, count) if s.index in indexes]
     failed = 0
+    print(f"CaptureMethod {capture_method}:")
     with local_stack(SCHEDULE_PARAMETERS[capture_method]) as stack:
         for schedule in chosen:
             (verdict,) = run_schedules(stack, [schedule], concurrency=1)
