@@ -50,7 +50,8 @@ STRIPE_REQUESTS = {  # (method, path prefix) of each kind of request a Stripe fa
     "any": [("GET", "/v1/"), ("POST", "/v1/")],
 }
 FOREVER = 10**9  # the `times` of an outage: its window, not a count, ends it
-TRANSIENT = ("StripeUnavailable", "AwsUnavailable", "Lambda.", "Sandbox.")  # the error names of ours, not the order's
+# The error names of ours, not the order's.
+TRANSIENT = ("StripeUnavailable", "StripeBusy", "AwsUnavailable", "Lambda.", "Sandbox.")
 
 
 class Outage:
