@@ -50,7 +50,8 @@ STRIPE_REQUESTS = {  # (method, path prefix) of each kind of request a Stripe fa
     "any": [("GET", "/v1/"), ("POST", "/v1/")],
 }
 FOREVER = 10**9  # the `times` of an outage: its window, not a count, ends it
-TRANSIENT = ("StripeUnavailable", "AwsUnavailable", "Lambda.", "Sandbox.")  # the error names of ours, not the order's
+# The error names of ours, not the order's.
+TRANSIENT = ("StripeUnavailable", "StripeBusy", "AwsUnavailable", "Lambda.", "Sandbox.")
 
 
 class Outage:
@@ -403,11 +404,16 @@ def run_schedules(
     schedules: list[Schedule],
     *,
     concurrency: int = 32,
-    deadline: float = 150.0,
+    deadline: float = 300.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
     """Run the schedules `concurrency` at a time, then, one at a time, those that move Stripe's clock; the scheduled
-    sweep beside them and once after them all; then what the reconciler must have settled (`judge_money`)."""
+    sweep beside them and once after them all; then what the reconciler must have settled (`judge_money`).
+
+    `deadline`: how long an execution may take to end. Stripe's rate_limit 429 until the end is the longest: each
+    call waits out the budget's pause (up to 3 s), StripeBusy's patient Retry (12 more tries) runs before each of
+    the three park rounds, and the execution ends NeedsAttention about 85 s after its start alone, over 150 s with
+    32 schedules at once on two cores."""
     verdicts: list[Verdict] = []
     lock = threading.Lock()
 

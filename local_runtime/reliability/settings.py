@@ -24,12 +24,5 @@ SCHEDULE_PARAMETERS = {method: {**RELIABILITY_PARAMETERS, "CaptureMethod": metho
 PATIENT_PARAMETERS = {
     method: {**parameters, "PaymentTimeoutSeconds": "600"} for method, parameters in SCHEDULE_PARAMETERS.items()
 }
-# The load, unpaced (no Stripe request budget): the local runtime applies DynamoDB requests one at a time, so with a
-# thousand executions at once one write waits seconds, longer than a Stripe call may wait for its token (3 s), and
-# the budget refuses every late booking as if it were spent; the payments retry, park (3 rounds of 1 s here, hours in
-# AWS) and end NeedsAttention. The budget under a burst is tests/e2e/test_peak_load.py's; here it is the load.
-LOAD_PARAMETERS = {
-    method: {**parameters, "StripeRequestsPerSecond": "0"} for method, parameters in PATIENT_PARAMETERS.items()
-}
 
 CUSTOMER = "cus_Reliability01"  # every schedule's order is this Customer's
