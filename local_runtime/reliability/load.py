@@ -13,7 +13,7 @@ from local_runtime.reliability.courier import Plan
 from local_runtime.reliability.invariants import Verdict, judge, judge_authorisations, stock_problems
 from local_runtime.reliability.schedule_run import pays_again
 from local_runtime.reliability.schedules import PAYMENTS, order_input, order_prefix, pick
-from local_runtime.reliability.settings import PATIENT_PARAMETERS
+from local_runtime.reliability.settings import LOAD_PARAMETERS
 from local_runtime.reliability.stack import local_stack
 
 LOAD_MIX = {"card": 75, "declined": 8, "insufficient_funds": 5, "sepa": 7, "out_of_stock": 5}
@@ -36,8 +36,9 @@ class LoadReport:
 def run_load(
     count: int, seed: int, capture_method: str = "manual", *, starters: int = 8, deadline: float = 1200.0
 ) -> LoadReport:
-    """`count` payments started at once on a stack of their own (timeout 600 s: none should time out)."""
-    with local_stack(PATIENT_PARAMETERS[capture_method]) as stack:
+    """`count` payments started at once on a stack of their own (timeout 600 s: none should time out; no Stripe
+    request budget: `settings.LOAD_PARAMETERS`)."""
+    with local_stack(LOAD_PARAMETERS[capture_method]) as stack:
         rng = random.Random(seed)
         prefix = order_prefix("load", seed)
         warm_up = f"{prefix}-warmup"

@@ -145,7 +145,11 @@ def prepare_targets(stack: Stack, prefix: str) -> WebhookTargets:
 
 def finish_targets(stack: Stack, targets: WebhookTargets) -> list[Verdict]:
     """After the bad requests, the waiting customer pays: the order must end paid and fulfilled."""
-    stack.stripe.complete_3ds(targets.target.waiting["id"], succeed=True)
+    try:
+        stack.stripe.complete_3ds(targets.target.waiting["id"], succeed=True)
+        cannot_pay = None
+    except ValueError as refused:  # the PaymentIntent no longer waits for the customer: a problem, not a crash
+        cannot_pay = f"the waiting customer could not pay after the bad requests: {refused}"
     finished = stack.watcher.wait(targets.waiting_arn, 60)
     stack.courier.drain(targets.waiting_order, timeout=30)
     verdicts = [
@@ -161,6 +165,8 @@ def finish_targets(stack: Stack, targets: WebhookTargets) -> list[Verdict]:
     ]
     for verdict in verdicts:
         judge_authorisations(stack, verdict)
+    if cannot_pay is not None:
+        verdicts[0].lost.append(cannot_pay)
     if verdicts[0].final_state != "PaymentSucceeded":
         verdicts[0].lost.append(f"expected PaymentSucceeded after the customer paid, got {verdicts[0].final_state}")
     return verdicts
